@@ -1,0 +1,168 @@
+"""Stage 3: per-dims-key rolling windows and counters. Where numbers are kept.
+
+Reads the observations topic (keyed by dims), applies observations to the
+key's ``DimsState`` (one coalesced table write per key per batch), and runs
+the alert rules on change and on timer ticks, inside the partition's own
+agent so alert state is written to the same changelog partition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
+from typing import Any, Protocol
+
+import orjson
+
+from streams.domain.aggregate import DimsState
+from streams.domain.model import WindowSpec
+from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.pipeline.envelope import TICK_KEY, decode_batch, dims_from_key
+from streams.pipeline.records import Record
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SendAlert = Callable[[bytes, bytes], Awaitable[Any]]
+
+
+class Alerter(Protocol):
+    """Evaluates alert rules for one dims key; returns alert event documents
+    (contract section 6) and updates the state's alert book in place."""
+
+    def evaluate(self, dims: tuple[str, ...], state: DimsState, now_us: int) -> list[dict[str, Any]]: ...
+
+    def detractor(
+        self, dims: tuple[str, ...], state: DimsState, response: dict[str, Any], now_us: int
+    ) -> list[dict[str, Any]]: ...
+
+    def firing(self, state: DimsState) -> dict[tuple[str, str], int]:
+        """(alertname, severity) -> alerts firing for this key."""
+        ...
+
+
+class StateCache:
+    """Decoded DimsState per key, valid while the table still holds the very
+    bytes object it was decoded from (so a changelog recovery or a write by
+    anyone else invalidates it automatically)."""
+
+    def __init__(self, windows: Sequence[WindowSpec]) -> None:
+        self._windows = windows
+        self._cache: dict[bytes, tuple[bytes, DimsState]] = {}
+
+    def get(self, key: bytes, raw: bytes) -> DimsState:
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] is raw:
+            return hit[1]
+        state = DimsState.from_bytes(raw, self._windows)
+        self._cache[key] = (raw, state)
+        return state
+
+    def put(self, key: bytes, raw: bytes, state: DimsState) -> None:
+        self._cache[key] = (raw, state)
+
+    def drop(self, key: bytes) -> None:
+        self._cache.pop(key, None)
+
+    def prune(self, live: set[bytes]) -> None:
+        for key in [k for k in self._cache if k not in live]:
+            del self._cache[key]
+
+
+class AggregateStage:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: PipelineMetrics,
+        table: MutableMapping[bytes, bytes],
+        alerter: Alerter,
+        send_alert: SendAlert,
+        now_us: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.table = table
+        self.alerter = alerter
+        self._send_alert = send_alert
+        self._now_us = now_us
+        self.cache = StateCache(settings.windows)
+
+    def _load(self, key: bytes) -> DimsState | None:
+        raw = self.table.get(key)
+        return None if raw is None else self.cache.get(key, raw)
+
+    def _new(self, key: bytes) -> DimsState:
+        state = DimsState.new(dims_from_key(key), self.settings.windows)
+        state.replay_horizon_us = int(self.settings.replay_horizon_s * 1_000_000)
+        return state
+
+    async def handle_batch(self, records: Sequence[Record]) -> None:
+        now = self._now_us()
+        touched: dict[bytes, DimsState] = {}
+        alerts: list[dict[str, Any]] = []
+        ticks: list[int] = []
+        for rec in records:
+            if rec.key == TICK_KEY:
+                ticks.append(rec.partition)
+                continue
+            if rec.key is None or rec.value is None:
+                continue
+            key = rec.key
+            state = touched.get(key) or self._load(key) or self._new(key)
+            if rec.partition == state.partition and rec.offset <= state.source_offset:
+                self.metrics.replays_skipped.labels("aggregate").inc()
+                continue
+            observations, detractors = decode_batch(rec.value)
+            for obs in observations:
+                state.apply(obs, now)
+            dims = dims_from_key(key)
+            for response in detractors:
+                alerts.extend(self.alerter.detractor(dims, state, response, now))
+            state.partition = rec.partition
+            state.source_offset = rec.offset
+            touched[key] = state
+
+        for key, state in touched.items():
+            alerts.extend(self.alerter.evaluate(dims_from_key(key), state, now))
+            self._write(key, state)
+        # Timer ticks: windows slide without events. Evaluate every owned key;
+        # write only the keys whose alert book changed (coalesced writes: a
+        # tick must not rewrite every state every few seconds).
+        for partition in ticks:
+            for key, state in self._owned(partition):
+                if key in touched:
+                    continue
+                state.expire(now)
+                before = _dumps(state.alerts)
+                alerts.extend(self.alerter.evaluate(dims_from_key(key), state, now))
+                if _dumps(state.alerts) != before:
+                    self._write(key, state)
+        for doc in alerts:
+            await self._send_alert(doc["fingerprint"].encode(), _dumps(doc))
+        self.metrics.stage_batches.labels("aggregate").inc()
+
+    def _write(self, key: bytes, state: DimsState) -> None:
+        raw = state.to_bytes()
+        self.table[key] = raw
+        self.cache.put(key, raw, state)
+        self.metrics.table_writes.labels("windows").inc()
+
+    def _owned(self, partition: int) -> Iterator[tuple[bytes, DimsState]]:
+        for key, raw in list(self.table.items()):
+            state = self.cache.get(key, raw)
+            if state.partition == partition:
+                yield key, state
+
+    def snapshot_states(self, active_partitions: set[int]) -> Iterator[tuple[bytes, DimsState]]:
+        """States this worker publishes: active partitions only, never standbys."""
+        live: set[bytes] = set()
+        for key, raw in list(self.table.items()):
+            live.add(key)
+            state = self.cache.get(key, raw)
+            if state.partition in active_partitions:
+                yield key, state
+        self.cache.prune(live)
+
+
+def _dumps(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)

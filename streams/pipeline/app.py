@@ -1,0 +1,246 @@
+"""The one place the Faust App is built from Settings.
+
+Agents are thin: turn Faust events into ``Record``s, hand them to a stage,
+and let the stage call the domain. All topics and tables use raw bytes, so
+Faust itself never decodes (and never silently skips) a record.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterable
+from typing import Any
+
+import faust
+from faust.types import TP
+from prometheus_client import CollectorRegistry
+
+from streams.domain.clock import Clock
+from streams.exposition.collectors import CxCollector, KeyView
+from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.pipeline.aggregate_stage import AggregateStage, Alerter
+from streams.pipeline.envelope import (
+    TICK_KEY,
+    Provenance,
+    deadletter_headers,
+    dims_from_key,
+    headers_dict,
+)
+from streams.pipeline.ingest import Ingest
+from streams.pipeline.records import Record
+from streams.pipeline.tickets_stage import TicketStage
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RAW: dict[str, Any] = {
+    "key_type": bytes,
+    "value_type": bytes,
+    "key_serializer": "raw",
+    "value_serializer": "raw",
+}
+BATCH_MAX = 500
+BATCH_WITHIN_S = 0.05
+
+
+def _record(event: Any) -> Record:
+    msg = event.message
+    return Record(
+        key=msg.key,
+        value=msg.value,
+        headers=headers_dict(msg.headers),
+        partition=msg.partition,
+        offset=msg.offset,
+    )
+
+
+class Pipeline:
+    """Owns the App, its topics, tables, stages and the metrics registry."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        clock: Clock,
+        registry: CollectorRegistry,
+        alerter: Alerter,
+        on_alert: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.registry = registry
+        self.metrics = PipelineMetrics(registry)
+        s = settings
+        self.app = faust.App(
+            s.app_id,
+            broker=[f"kafka://{h}" for h in s.bootstrap.split(",")],
+            store="memory://",
+            datadir=str(s.data_dir),
+            autodiscover=False,
+            web_enabled=True,
+            web_port=s.web_port,
+            web_bind=s.web_host,
+            web_host=s.web_host,
+            topic_partitions=s.partitions,
+            topic_replication_factor=s.replication_factor,
+            table_standby_replicas=s.standby_replicas,
+            # Never Faust's exactly_once (known to duplicate): at-least-once
+            # delivery plus idempotent state gives exact numbers.
+            processing_guarantee="at_least_once",
+            consumer_auto_offset_reset="earliest",
+            key_serializer="raw",
+            value_serializer="raw",
+            producer_acks=-1,
+            broker_commit_interval=1.0,
+        )
+        app = self.app
+        self.tickets_topic = app.topic(s.tickets_topic, **RAW)
+        self.surveys_topic = app.topic(s.surveys_topic, **RAW)
+        self.route_topic = app.topic(
+            f"{s.app_id}-route", partitions=s.partitions, internal=True, **RAW
+        )
+        self.obs_topic = app.topic(
+            f"{s.app_id}-observations", partitions=s.partitions, internal=True, **RAW
+        )
+        self.deadletter_topic = app.topic(s.deadletter_topic, **RAW)
+        self.alerts_topic = app.topic(s.alerts_topic, **RAW)
+        # use_partitioner: a coalesced write after a batch has no single
+        # "current event"; the key's hash picks the changelog partition, the
+        # same one the producer picked for the key on the input topic.
+        self.tickets_table = app.Table(
+            "tickets", partitions=s.partitions, use_partitioner=True, **RAW
+        )
+        self.windows_table = app.Table(
+            "windows", partitions=s.partitions, use_partitioner=True, **RAW
+        )
+        self.ingest = Ingest(s, self.metrics, self._send_route, self._send_deadletter)
+        self.tickets = TicketStage(
+            s, self.metrics, self.tickets_table, self._send_observation,
+            self._send_deadletter, clock.now_us,
+        )
+        self.aggregate = AggregateStage(
+            s, self.metrics, self.windows_table, alerter, self._send_alert, clock.now_us
+        )
+        self._on_alert = on_alert
+        self.alerter = alerter
+        registry.register(CxCollector(s.dimensions, self._key_views))
+        self._register_agents()
+
+    # -- sends -------------------------------------------------------------
+
+    async def _send_route(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        await self.route_topic.send(key=key, value=value, headers=headers)
+
+    async def _send_observation(self, key: bytes, value: bytes) -> None:
+        await self.obs_topic.send(key=key, value=value)
+
+    async def _send_alert(self, key: bytes, value: bytes) -> None:
+        await self.alerts_topic.send(key=key, value=value)
+        if self._on_alert is not None:
+            await self._on_alert(value)
+
+    async def _send_deadletter(
+        self, prov: Provenance, value: bytes | None, reason: str, detail: str
+    ) -> None:
+        try:
+            await self.deadletter_topic.send(
+                key=prov.key, value=value, headers=deadletter_headers(prov, reason, detail)
+            )
+        except Exception:
+            self.metrics.deadletter_failures.inc()
+            raise  # better to stop than to lose a record silently
+
+    # -- agents ------------------------------------------------------------
+
+    def _register_agents(self) -> None:
+        app = self.app
+
+        async def ingest(stream: Any, source: str) -> AsyncIterator[None]:
+            async for event in stream.events():
+                msg = event.message
+                prov = Provenance(
+                    source=source,
+                    topic=msg.topic,
+                    partition=msg.partition,
+                    offset=msg.offset,
+                    key=msg.key,
+                    received_us=self.clock.now_us(),
+                )
+                try:
+                    await self.ingest.handle(prov, msg.value)
+                except Exception as exc:
+                    log.exception("processing_error at ingest %s/%d@%d", msg.topic, msg.partition, msg.offset)
+                    self.metrics.events.labels(source, "invalid").inc()
+                    self.metrics.invalid.labels(source, "processing_error").inc()
+                    await self._send_deadletter(prov, msg.value, "processing_error", repr(exc)[:300])
+                yield None
+
+        @app.agent(self.tickets_topic, name="cx-ingest-tickets")
+        async def ingest_tickets(stream: Any) -> AsyncIterator[None]:
+            async for _ in ingest(stream, "tickets"):
+                yield None
+
+        @app.agent(self.surveys_topic, name="cx-ingest-surveys")
+        async def ingest_surveys(stream: Any) -> AsyncIterator[None]:
+            async for _ in ingest(stream, "surveys"):
+                yield None
+
+        @app.agent(self.route_topic, name="cx-tickets")
+        async def tickets_stage(stream: Any) -> AsyncIterator[None]:
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await self.tickets.handle_batch([_record(e) for e in events])
+                yield None
+
+        @app.agent(self.obs_topic, name="cx-aggregate")
+        async def aggregate_stage(stream: Any) -> AsyncIterator[None]:
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await self.aggregate.handle_batch([_record(e) for e in events])
+                yield None
+
+        @app.timer(self.settings.tick_interval_s)
+        async def tick_aggregate() -> None:
+            await self._tick(self.obs_topic)
+
+        @app.timer(self.settings.sweep_interval_s)
+        async def tick_tickets() -> None:
+            await self._tick(self.route_topic)
+
+        @app.page("/metrics")
+        async def metrics_view(web: Any, request: Any) -> Any:
+            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+            body = generate_latest(self.registry)
+            return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        @app.page("/healthz")
+        async def healthz_view(web: Any, request: Any) -> Any:
+            actives = self._active_partitions(self.obs_topic.get_topic_name())
+            return web.json(
+                {
+                    "status": "ok",
+                    "app_id": self.settings.app_id,
+                    "active_partitions": sorted(actives),
+                }
+            )
+
+    async def _tick(self, topic: Any) -> None:
+        for partition in sorted(self._active_partitions(topic.get_topic_name())):
+            await topic.send(key=TICK_KEY, value=b"", partition=partition)
+
+    def _active_partitions(self, topic_name: str) -> set[int]:
+        try:
+            actives: Iterable[TP] = self.app.assignor.assigned_actives()
+        except Exception:  # before the first assignment
+            return set()
+        return {tp.partition for tp in actives if tp.topic == topic_name}
+
+    def _key_views(self) -> Iterable[KeyView]:
+        now = self.clock.now_us()
+        actives = self._active_partitions(self.obs_topic.get_topic_name())
+        self.metrics.assigned.set(len(actives))
+        for key, state in self.aggregate.snapshot_states(actives):
+            yield KeyView(
+                labels=dims_from_key(key),
+                windows=state.windows(now),
+                counters=state.counters(),
+                firing=self.alerter.firing(state),
+            )

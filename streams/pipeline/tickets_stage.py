@@ -1,0 +1,158 @@
+"""Stage 2: per-ticket state. Where a ticket's numbers are derived.
+
+Reads the route topic (keyed by ticket id, or event id for unlinked surveys),
+applies each event to that key's ``RouteState`` and emits ``Observation``s to
+the observations topic keyed by dims. Table writes are coalesced: one write
+per key per batch. Replays are harmless: a state that already holds an event
+answers ``duplicate`` with the observations it produced the first time, and
+the aggregate stage ignores observation ids it has applied.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from streams.domain.dimensions import DimensionCap
+from streams.domain.model import Observation, Rejection, SurveyResponse, US_PER_S
+from streams.domain.tickets import RouteState
+from streams.domain.validation import decode
+from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.pipeline.envelope import TICK_KEY, Provenance, dims_key, encode_batch
+from streams.pipeline.records import Record
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SendObservations = Callable[[bytes, bytes], Awaitable[Any]]
+SendDeadletter = Callable[[Provenance, bytes | None, str, str], Awaitable[Any]]
+
+
+class TicketStage:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: PipelineMetrics,
+        table: MutableMapping[bytes, bytes],
+        send_observations: SendObservations,
+        send_deadletter: SendDeadletter,
+        now_us: Callable[[], int],
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.table = table
+        self.cap = DimensionCap(settings.dimensions, settings.max_label_values)
+        self._send_observations = send_observations
+        self._send_deadletter = send_deadletter
+        self._now_us = now_us
+        self._dedup_us = int(settings.dedup_horizon_s * US_PER_S)
+        self._retention_us = int(settings.ticket_retention_s * US_PER_S)
+
+    def _load(self, key: bytes) -> RouteState:
+        raw = self.table.get(key)
+        return RouteState.new() if raw is None else RouteState.from_bytes(raw)
+
+    async def handle_batch(self, records: Sequence[Record]) -> None:
+        states: dict[bytes, RouteState] = {}
+        dirty: set[bytes] = set()
+        out: dict[bytes, list[Observation]] = defaultdict(list)
+        detractors: dict[bytes, list[dict[str, Any]]] = defaultdict(list)
+        ticks: list[int] = []
+
+        for rec in records:
+            if rec.key == TICK_KEY:
+                ticks.append(rec.partition)
+                continue
+            if rec.key is None:  # cannot happen: ingest always keys route records
+                continue
+            prov = Provenance.from_headers(rec.headers)
+            key = rec.key
+            try:
+                event = decode(
+                    rec.value, "tickets" if prov.source == "tickets" else "surveys",
+                    prov.received_us, dimensions=self.settings.dimensions,
+                )
+                if isinstance(event, Rejection):
+                    # Only if validation rules changed between ingest and here.
+                    self.metrics.events.labels(prov.source, "invalid").inc()
+                    self.metrics.invalid.labels(prov.source, event.reason).inc()
+                    await self._send_deadletter(prov, rec.value, event.reason, event.detail)
+                    continue
+                state = states.get(key)
+                if state is None:
+                    state = self._load(key)
+                replay = rec.partition == state.partition and rec.offset <= state.source_offset
+                state.expire(prov.received_us, dedup_horizon_us=self._dedup_us)
+                if isinstance(event, SurveyResponse):
+                    outcome = state.apply_survey(event, prov.received_us, self.cap)
+                else:
+                    outcome = state.apply_ticket(event, prov.received_us, self.cap)
+            except Exception as exc:  # a bug: keep the event, say why, go on
+                log.exception("processing_error on %s/%d@%d", prov.topic, prov.partition, prov.offset)
+                states.pop(key, None)  # the half-applied copy must not be written
+                dirty.discard(key)
+                self.metrics.invalid.labels(prov.source, "processing_error").inc()
+                self.metrics.events.labels(prov.source, "invalid").inc()
+                await self._send_deadletter(
+                    prov, rec.value, "processing_error", f"{type(exc).__name__}: {exc}"[:300]
+                )
+                continue
+            states[key] = state
+            state.partition = rec.partition
+            state.source_offset = max(state.source_offset, rec.offset)
+            dirty.add(key)
+            if replay:
+                self.metrics.replays_skipped.labels("tickets").inc()
+            else:
+                self.metrics.events.labels(prov.source, outcome.status).inc()
+            for obs in outcome.observations:
+                out[dims_key(obs.dims)].append(obs)
+            if (
+                outcome.status == "accepted"
+                and isinstance(event, SurveyResponse)
+                and event.type == "survey.nps"
+                and event.score <= 6
+                and event.comment
+                and outcome.observations
+            ):
+                detractors[dims_key(outcome.observations[0].dims)].append(
+                    {
+                        "event_id": event.event_id,
+                        "score": event.score,
+                        "occurred_us": event.occurred_us,
+                        "received_us": prov.received_us,
+                        "comment": event.comment,
+                        "ticket_id": event.ticket_id,
+                        "respondent_id": event.respondent_id,
+                    }
+                )
+
+        for key in dirty:
+            self.table[key] = states[key].to_bytes()
+            self.metrics.table_writes.labels("tickets").inc()
+        for dkey in out.keys() | detractors.keys():
+            await self._send_observations(dkey, encode_batch(out.get(dkey, []), detractors.get(dkey, [])))
+        for partition in ticks:
+            await self._sweep(partition, states)
+        self.metrics.stage_batches.labels("tickets").inc()
+
+    async def _sweep(self, partition: int, fresh: dict[bytes, RouteState]) -> None:
+        """Drop expired ticket states of one partition (finished tickets,
+        orphans, seen ids past the dedup horizon): memory stays bounded."""
+        now = self._now_us()
+        out: dict[bytes, list[Observation]] = defaultdict(list)
+        for key, raw in list(self.table.items()):
+            if key in fresh:
+                continue
+            state = RouteState.from_bytes(raw)
+            if state.partition != partition:
+                continue  # another partition's (or a standby copy): not ours to touch
+            if state.is_expired(now, dedup_horizon_us=self._dedup_us, retention_us=self._retention_us):
+                for obs in state.close_observations():
+                    out[dims_key(obs.dims)].append(obs)
+                del self.table[key]
+                self.metrics.table_writes.labels("tickets").inc()
+        for dkey, obs_list in out.items():
+            await self._send_observations(dkey, encode_batch(obs_list, []))

@@ -1,0 +1,216 @@
+"""Worker settings: one frozen ``Settings`` built from flags and ``CX_*`` variables.
+
+Every setting has a command-line flag and an environment variable; the flag
+wins. Errors stop start-up with a ``SettingsError`` that names the setting.
+An unknown ``CX_*`` variable is an error too: a typo must not silently fall
+back to a default in production.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from streams.domain.model import DEFAULT_DIMENSIONS, WindowSpec
+from streams.errors import SettingsError
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
+_TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+
+def parse_duration_s(text: str, setting: str) -> float:
+    """'90s', '15m', '24h', '7d', '250ms' -> seconds."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise SettingsError(f"{setting}: {text!r} is not a duration like 30s, 15m, 24h or 7d")
+    return int(match.group(1)) * _UNITS_MS[match.group(2)] / 1000.0
+
+
+def parse_windows(text: str, setting: str = "--windows / CX_WINDOWS") -> tuple[WindowSpec, ...]:
+    specs: list[WindowSpec] = []
+    for part in (p.strip() for p in text.split(",")):
+        seconds = parse_duration_s(part, setting)
+        if seconds < 60 or seconds != int(seconds):
+            raise SettingsError(f"{setting}: window {part!r} must be whole seconds, at least 1m")
+        if any(s.name == part for s in specs):
+            raise SettingsError(f"{setting}: window {part!r} is listed twice")
+        specs.append(WindowSpec(part, int(seconds)))
+    if not specs:
+        raise SettingsError(f"{setting}: at least one window is required")
+    return tuple(specs)
+
+
+def parse_bootstrap(text: str, setting: str = "--bootstrap / CX_KAFKA_BOOTSTRAP") -> str:
+    servers = [s.strip() for s in text.split(",") if s.strip()]
+    if not servers:
+        raise SettingsError(f"{setting}: empty; expected HOST:PORT[,HOST:PORT...]")
+    for server in servers:
+        match = _HOSTPORT.match(server)
+        if match is None or not 0 < int(match.group(2)) < 65536:
+            raise SettingsError(f"{setting}: {server!r} is not HOST:PORT (e.g. localhost:9092)")
+    return ",".join(servers)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a worker needs; see ``SETTINGS`` for flags and variables."""
+
+    bootstrap: str = "localhost:9092"
+    web_port: int = 6066
+    web_host: str = "0.0.0.0"  # noqa: S104 - a worker serves /metrics to Prometheus
+    data_dir: Path = Path("cxstream-data")
+    rules: Path | None = None
+    app_id: str = "cxstream"
+    tickets_topic: str = "cx.tickets"
+    surveys_topic: str = "cx.surveys"
+    alerts_topic: str = "cx.alerts"
+    deadletter_topic: str = "cx.deadletter"
+    partitions: int = 8
+    replication_factor: int = 1
+    standby_replicas: int = 1
+    windows: tuple[WindowSpec, ...] = field(
+        default_factory=lambda: parse_windows("1h,24h,7d,30d")
+    )
+    dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
+    max_label_values: int = 100
+    dedup_horizon_s: float = 86_400.0
+    ticket_retention_s: float = 7 * 86_400.0
+    replay_horizon_s: float = 3_600.0
+    tick_interval_s: float = 5.0
+    sweep_interval_s: float = 300.0
+    alertmanager_url: str | None = None
+    log_level: str = "info"
+
+    @property
+    def longest_window_us(self) -> int:
+        return max(w.us for w in self.windows)
+
+
+def _int_in(lo: int, hi: int) -> Callable[[str, str], int]:
+    def parse(text: str, setting: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise SettingsError(f"{setting}: {text!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise SettingsError(f"{setting}: {value} is outside {lo}..{hi}")
+        return value
+
+    return parse
+
+
+def _seconds_at_least(minimum_s: float) -> Callable[[str, str], float]:
+    def parse(text: str, setting: str) -> float:
+        seconds = parse_duration_s(text, setting)
+        if seconds < minimum_s:
+            raise SettingsError(f"{setting}: {text!r} is below the minimum of {minimum_s:g}s")
+        return seconds
+
+    return parse
+
+
+def _topic(text: str, setting: str) -> str:
+    if not _TOPIC.match(text):
+        raise SettingsError(f"{setting}: {text!r} is not a valid Kafka topic name")
+    return text
+
+
+def _dimensions(text: str, setting: str) -> tuple[str, ...]:
+    names = tuple(p.strip() for p in text.split(",") if p.strip())
+    if not names or any(not _NAME.match(n) for n in names) or len(set(names)) != len(names):
+        raise SettingsError(f"{setting}: {text!r} must be distinct lower-case names, e.g. channel,team")
+    return names
+
+
+def _path(text: str, setting: str) -> Path:
+    return Path(text)
+
+
+def _rules(text: str, setting: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise SettingsError(f"{setting}: rules file {text!r} does not exist or is not a file")
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{setting}: rules file {text!r} is unreadable: {exc}") from None
+    return path
+
+
+def _url(text: str, setting: str) -> str:
+    if not re.match(r"^https?://[^\s/]+", text):
+        raise SettingsError(f"{setting}: {text!r} is not an http(s) URL")
+    return text.rstrip("/")
+
+
+def _log_level(text: str, setting: str) -> str:
+    if text.lower() not in ("debug", "info", "warning", "error"):
+        raise SettingsError(f"{setting}: {text!r} is not one of debug, info, warning, error")
+    return text.lower()
+
+
+def _str(text: str, setting: str) -> str:
+    return text
+
+
+#: field -> (flag, environment variable, parser)
+SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
+    "bootstrap": ("--bootstrap", "CX_KAFKA_BOOTSTRAP", parse_bootstrap),
+    "web_port": ("--web-port", "CX_WEB_PORT", _int_in(1, 65535)),
+    "web_host": ("--web-host", "CX_WEB_HOST", _str),
+    "data_dir": ("--data-dir", "CX_DATA_DIR", _path),
+    "rules": ("--rules", "CX_RULES", _rules),
+    "app_id": ("--app-id", "CX_APP_ID", _topic),
+    "tickets_topic": ("--tickets-topic", "CX_TOPIC_TICKETS", _topic),
+    "surveys_topic": ("--surveys-topic", "CX_TOPIC_SURVEYS", _topic),
+    "alerts_topic": ("--alerts-topic", "CX_TOPIC_ALERTS", _topic),
+    "deadletter_topic": ("--deadletter-topic", "CX_TOPIC_DEADLETTER", _topic),
+    "partitions": ("--partitions", "CX_PARTITIONS", _int_in(1, 1024)),
+    "replication_factor": ("--replication-factor", "CX_REPLICATION_FACTOR", _int_in(1, 16)),
+    "standby_replicas": ("--standby-replicas", "CX_STANDBY_REPLICAS", _int_in(0, 8)),
+    "windows": ("--windows", "CX_WINDOWS", parse_windows),
+    "dimensions": ("--dimensions", "CX_DIMENSIONS", _dimensions),
+    "max_label_values": ("--max-label-values", "CX_MAX_LABEL_VALUES", _int_in(1, 10_000)),
+    "dedup_horizon_s": ("--dedup-horizon", "CX_DEDUP_HORIZON", _seconds_at_least(3600)),
+    "ticket_retention_s": ("--ticket-retention", "CX_TICKET_RETENTION", _seconds_at_least(3600)),
+    "replay_horizon_s": ("--replay-horizon", "CX_REPLAY_HORIZON", _seconds_at_least(60)),
+    "tick_interval_s": ("--tick-interval", "CX_TICK_INTERVAL", _seconds_at_least(0.1)),
+    "sweep_interval_s": ("--sweep-interval", "CX_SWEEP_INTERVAL", _seconds_at_least(1)),
+    "alertmanager_url": ("--alertmanager", "CX_ALERTMANAGER_URL", _url),
+    "log_level": ("--log-level", "CX_LOG_LEVEL", _log_level),
+}
+
+#: CX_* variables read by other commands, not by the worker's Settings.
+OTHER_VARIABLES = frozenset({"CX_TEST_BOOTSTRAP", "CX_KAFKA_START_TIMEOUT"})
+
+
+def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Settings:
+    """Build settings from flag values (by field name; None = not given) and the environment."""
+    known_env = {env for _, env, _ in SETTINGS.values()} | OTHER_VARIABLES
+    unknown = sorted(k for k in environ if k.startswith("CX_") and k not in known_env)
+    if unknown:
+        raise SettingsError(
+            f"unknown setting {unknown[0]} in the environment (known: {', '.join(sorted(known_env))})"
+        )
+    values: dict[str, Any] = {}
+    for name, (flag, env, parse) in SETTINGS.items():
+        raw = flags.get(name)
+        label = flag
+        if raw is None and env in environ:
+            raw, label = environ[env], env
+        if raw is not None:
+            values[name] = parse(raw, label)
+    settings = Settings(**values)
+    if settings.dedup_horizon_s < 3600:
+        raise SettingsError("--dedup-horizon / CX_DEDUP_HORIZON: must be at least 1h")
+    return settings
+
+
+def setting_names() -> list[str]:
+    return [f.name for f in fields(Settings)]

@@ -1,0 +1,50 @@
+"""Starting one worker: topics, rules, the pipeline, the Faust worker loop."""
+
+from __future__ import annotations
+
+import logging
+
+from prometheus_client import CollectorRegistry
+
+from streams.domain.clock import SystemClock
+from streams.errors import SettingsError
+from streams.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def run_worker(settings: Settings) -> int:
+    import faust
+    from kafka.errors import KafkaError
+
+    from streams.kafka_tools import ensure_topics
+    from streams.pipeline.alerts import build_alerter
+    from streams.pipeline.app import Pipeline
+
+    alerter, forwarder = build_alerter(settings)  # rules errors stop us here, before Kafka
+    try:
+        created = ensure_topics(settings)
+    except KafkaError as exc:
+        raise SettingsError(
+            f"--bootstrap / CX_KAFKA_BOOTSTRAP: cannot reach Kafka at {settings.bootstrap}: {exc}"
+        ) from None
+    if created:
+        log.info("created topics %s", ", ".join(created))
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    pipeline = Pipeline(
+        settings,
+        SystemClock(),
+        CollectorRegistry(),
+        alerter,
+        on_alert=forwarder.submit_bytes if forwarder is not None else None,
+    )
+    if forwarder is not None:
+        pipeline.app.service(forwarder.as_service())
+    worker = faust.Worker(
+        pipeline.app,
+        loglevel=settings.log_level.upper(),
+        redirect_stdouts=False,
+        override_logging=False,
+    )
+    worker.execute_from_commandline()
+    return 0
