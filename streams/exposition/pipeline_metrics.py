@@ -60,6 +60,12 @@ class PipelineMetrics:
             ["stage"],
             registry=registry,
         )
+        self.stage_errors = Counter(
+            "cx_stage_errors",
+            "Internal records a stage could not apply (a bug); dead-lettered, not lost.",
+            ["stage"],
+            registry=registry,
+        )
         self.assigned = Gauge(
             "cx_worker_assigned_partitions",
             "Partitions of the observations topic this worker owns as active.",

@@ -24,6 +24,7 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 SendAlert = Callable[[bytes, bytes], Awaitable[Any]]
+SendRecordDeadletter = Callable[[Record, str, str], Awaitable[Any]]
 
 
 class Alerter(Protocol):
@@ -78,12 +79,14 @@ class AggregateStage:
         alerter: Alerter,
         send_alert: SendAlert,
         now_us: Callable[[], int],
+        send_deadletter: SendRecordDeadletter | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
         self.table = table
         self.alerter = alerter
         self._send_alert = send_alert
+        self._send_deadletter_cb = send_deadletter
         self._now_us = now_us
         self.cache = StateCache(settings.windows)
 
@@ -108,16 +111,29 @@ class AggregateStage:
             if rec.key is None or rec.value is None:
                 continue
             key = rec.key
-            state = touched.get(key) or self._load(key) or self._new(key)
+            state = touched.get(key)
+            if state is None:
+                state = self._load(key)
+            if state is None:
+                state = self._new(key)
             if rec.partition == state.partition and rec.offset <= state.source_offset:
                 self.metrics.replays_skipped.labels("aggregate").inc()
                 continue
-            observations, detractors = decode_batch(rec.value)
-            for obs in observations:
-                state.apply(obs, now)
-            dims = dims_from_key(key)
-            for response in detractors:
-                alerts.extend(self.alerter.detractor(dims, state, response, now))
+            before = state.to_bytes()
+            try:
+                observations, detractors = decode_batch(rec.value)
+                for obs in observations:
+                    state.apply(obs, now)
+                dims = dims_from_key(key)
+                for response in detractors:
+                    alerts.extend(self.alerter.detractor(dims, state, response, now))
+            except Exception as exc:  # a bug: keep the record, say why, go on
+                log.exception("processing_error in the aggregate stage at offset %d", rec.offset)
+                state = DimsState.from_bytes(before, self.settings.windows)
+                self.cache.drop(key)
+                await self._send_deadletter(
+                    rec, "processing_error", f"{type(exc).__name__}: {exc}"[:300]
+                )
             state.partition = rec.partition
             state.source_offset = rec.offset
             touched[key] = state
@@ -140,6 +156,11 @@ class AggregateStage:
         for doc in alerts:
             await self._send_alert(doc["fingerprint"].encode(), _dumps(doc))
         self.metrics.stage_batches.labels("aggregate").inc()
+
+    async def _send_deadletter(self, rec: Record, reason: str, detail: str) -> None:
+        self.metrics.stage_errors.labels("aggregate").inc()
+        if self._send_deadletter_cb is not None:
+            await self._send_deadletter_cb(rec, reason, detail)
 
     def _write(self, key: bytes, state: DimsState) -> None:
         raw = state.to_bytes()

@@ -118,7 +118,8 @@ class Pipeline:
             self._send_deadletter, clock.now_us,
         )
         self.aggregate = AggregateStage(
-            s, self.metrics, self.windows_table, alerter, self._send_alert, clock.now_us
+            s, self.metrics, self.windows_table, alerter, self._send_alert, clock.now_us,
+            self._send_internal_deadletter,
         )
         self._on_alert = on_alert
         self.alerter = alerter
@@ -148,6 +149,13 @@ class Pipeline:
         except Exception:
             self.metrics.deadletter_failures.inc()
             raise  # better to stop than to lose a record silently
+
+    async def _send_internal_deadletter(self, rec: Record, reason: str, detail: str) -> None:
+        prov = Provenance(
+            source="observations", topic=self.obs_topic.get_topic_name(),
+            partition=rec.partition, offset=rec.offset, key=rec.key, received_us=0,
+        )
+        await self._send_deadletter(prov, rec.value, reason, detail)
 
     # -- agents ------------------------------------------------------------
 

@@ -69,6 +69,7 @@ class TicketStage:
                 continue
             prov = Provenance.from_headers(rec.headers)
             key = rec.key
+            before: bytes | None = None
             try:
                 event = decode(
                     rec.value, "tickets" if prov.source == "tickets" else "surveys",
@@ -83,6 +84,9 @@ class TicketStage:
                 state = states.get(key)
                 if state is None:
                     state = self._load(key)
+                # A bug in apply() may leave the state half-changed: keep the
+                # pre-event bytes so the rest of the batch continues from them.
+                before = state.to_bytes()
                 replay = rec.partition == state.partition and rec.offset <= state.source_offset
                 state.expire(prov.received_us, dedup_horizon_us=self._dedup_us)
                 if isinstance(event, SurveyResponse):
@@ -91,8 +95,8 @@ class TicketStage:
                     outcome = state.apply_ticket(event, prov.received_us, self.cap)
             except Exception as exc:  # a bug: keep the event, say why, go on
                 log.exception("processing_error on %s/%d@%d", prov.topic, prov.partition, prov.offset)
-                states.pop(key, None)  # the half-applied copy must not be written
-                dirty.discard(key)
+                if before is not None:
+                    states[key] = RouteState.from_bytes(before)
                 self.metrics.invalid.labels(prov.source, "processing_error").inc()
                 self.metrics.events.labels(prov.source, "invalid").inc()
                 await self._send_deadletter(
