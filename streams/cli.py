@@ -26,7 +26,10 @@ def _add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = 
         if only is not None and name not in only:
             continue
         parser.add_argument(
-            flag, dest=name, default=None, metavar="VALUE",
+            flag,
+            dest=name,
+            default=None,
+            metavar="VALUE",
             help=f"{WORKER_HELP.get(name, name.replace('_', ' '))} [env {env}]",
         )
 
@@ -99,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(produce, ["bootstrap", "tickets_topic", "surveys_topic", "log_level"])
     produce.set_defaults(func=cmd_produce)
 
-    validate = sub.add_parser("validate", help="check a JSON Lines file against the contract offline")
+    validate = sub.add_parser(
+        "validate", help="check a JSON Lines file against the contract offline"
+    )
     validate.add_argument("file", help="JSON Lines file, or - for standard input")
     _add_settings(validate, ["dimensions"])
     validate.set_defaults(func=cmd_validate)

@@ -29,7 +29,7 @@ def _wait_ready(url: str, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+            with urllib.request.urlopen(url, timeout=2) as resp:
                 if orjson.loads(resp.read()).get("active_partitions"):
                     return True
         except (OSError, ValueError):
@@ -45,7 +45,10 @@ def run_demo(args: argparse.Namespace) -> int:
     kafka_dir = run_dir / "kafka"
     bootstrap = f"127.0.0.1:{args.kafka_port}"
     started_kafka = False
-    if subprocess.run([str(KAFKA_SH), "status", "--dir", str(kafka_dir)], check=False).returncode != 0:
+    if (
+        subprocess.run([str(KAFKA_SH), "status", "--dir", str(kafka_dir)], check=False).returncode
+        != 0
+    ):
         subprocess.run(
             [str(KAFKA_SH), "start", "--port", str(args.kafka_port), "--dir", str(kafka_dir)],
             check=True,
@@ -56,11 +59,23 @@ def run_demo(args: argparse.Namespace) -> int:
     with open(log_path, "ab") as log:
         worker = subprocess.Popen(
             [
-                sys.executable, "-m", "streams", "worker", "--bootstrap", bootstrap,
-                "--web-port", str(args.web_port), "--data-dir", str(run_dir / "worker-data"),
-                "--app-id", "cxstream-demo",
+                sys.executable,
+                "-m",
+                "streams",
+                "worker",
+                "--bootstrap",
+                bootstrap,
+                "--web-port",
+                str(args.web_port),
+                "--data-dir",
+                str(run_dir / "worker-data"),
+                "--app-id",
+                "cxstream-demo",
             ],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     url = f"http://127.0.0.1:{args.web_port}"
     try:
@@ -79,7 +94,11 @@ def run_demo(args: argparse.Namespace) -> int:
         for occurred, ev in stream:
             if occurred > now - 60:
                 break
-            producer.send(topics[ev["type"].split(".")[0]], key=ev["ticket_id"].encode(), value=orjson.dumps(ev))
+            producer.send(
+                topics[ev["type"].split(".")[0]],
+                key=ev["ticket_id"].encode(),
+                value=orjson.dumps(ev),
+            )
             sent += 1
         producer.flush()
         print(f"demo: sent {sent} historical events (two days)")
@@ -93,7 +112,11 @@ def run_demo(args: argparse.Namespace) -> int:
                 time.sleep(min(delay, 1.0))
             if time.monotonic() > t_end:
                 break
-            producer.send(topics[ev["type"].split(".")[0]], key=ev["ticket_id"].encode(), value=orjson.dumps(ev))
+            producer.send(
+                topics[ev["type"].split(".")[0]],
+                key=ev["ticket_id"].encode(),
+                value=orjson.dumps(ev),
+            )
         producer.flush()
         return 0
     except KeyboardInterrupt:

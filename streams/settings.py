@@ -63,7 +63,7 @@ class Settings:
 
     bootstrap: str = "localhost:9092"
     web_port: int = 6066
-    web_host: str = "0.0.0.0"  # noqa: S104 - a worker serves /metrics to Prometheus
+    web_host: str = "0.0.0.0"
     data_dir: Path = Path("cxstream-data")
     rules: Path | None = None
     app_id: str = "cxstream"
@@ -74,9 +74,7 @@ class Settings:
     partitions: int = 8
     replication_factor: int = 1
     standby_replicas: int = 1
-    windows: tuple[WindowSpec, ...] = field(
-        default_factory=lambda: parse_windows("1h,24h,7d,30d")
-    )
+    windows: tuple[WindowSpec, ...] = field(default_factory=lambda: parse_windows("1h,24h,7d,30d"))
     dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
     max_label_values: int = 100
     dedup_horizon_s: float = 86_400.0
@@ -124,7 +122,9 @@ def _topic(text: str, setting: str) -> str:
 def _dimensions(text: str, setting: str) -> tuple[str, ...]:
     names = tuple(p.strip() for p in text.split(",") if p.strip())
     if not names or any(not _NAME.match(n) for n in names) or len(set(names)) != len(names):
-        raise SettingsError(f"{setting}: {text!r} must be distinct lower-case names, e.g. channel,team")
+        raise SettingsError(
+            f"{setting}: {text!r} must be distinct lower-case names, e.g. channel,team"
+        )
     return names
 
 

@@ -49,16 +49,24 @@ class TrafficGenerator:
         t = start_s
         events: list[dict[str, Any]] = [
             {
-                "event_id": self._id("e"), "type": "ticket.created", "occurred_at": rfc3339(t),
-                "ticket_id": ticket_id, "channel": channel, "team": team, "priority": prio,
+                "event_id": self._id("e"),
+                "type": "ticket.created",
+                "occurred_at": rfc3339(t),
+                "ticket_id": ticket_id,
+                "channel": channel,
+                "team": team,
+                "priority": prio,
             }
         ]
 
         def reply(author: str, at: float) -> None:
             events.append(
                 {
-                    "event_id": self._id("e"), "type": "ticket.replied", "occurred_at": rfc3339(at),
-                    "ticket_id": ticket_id, "author": author,
+                    "event_id": self._id("e"),
+                    "type": "ticket.replied",
+                    "occurred_at": rfc3339(at),
+                    "ticket_id": ticket_id,
+                    "author": author,
                 }
             )
 
@@ -75,19 +83,31 @@ class TrafficGenerator:
             reply("agent", t)
         t += rng.lognormvariate(6.5, 0.9)
         events.append(
-            {"event_id": self._id("e"), "type": "ticket.resolved", "occurred_at": rfc3339(t),
-             "ticket_id": ticket_id}
+            {
+                "event_id": self._id("e"),
+                "type": "ticket.resolved",
+                "occurred_at": rfc3339(t),
+                "ticket_id": ticket_id,
+            }
         )
         if rng.random() < 0.08:
             t += rng.lognormvariate(7, 0.8)
             events.append(
-                {"event_id": self._id("e"), "type": "ticket.reopened", "occurred_at": rfc3339(t),
-                 "ticket_id": ticket_id}
+                {
+                    "event_id": self._id("e"),
+                    "type": "ticket.reopened",
+                    "occurred_at": rfc3339(t),
+                    "ticket_id": ticket_id,
+                }
             )
             t += rng.lognormvariate(6.5, 0.8)
             events.append(
-                {"event_id": self._id("e"), "type": "ticket.resolved", "occurred_at": rfc3339(t),
-                 "ticket_id": ticket_id}
+                {
+                    "event_id": self._id("e"),
+                    "type": "ticket.resolved",
+                    "occurred_at": rfc3339(t),
+                    "ticket_id": ticket_id,
+                }
             )
         if rng.random() < 0.6:
             t += rng.uniform(30, 600)
@@ -99,8 +119,11 @@ class TrafficGenerator:
             else:
                 score = min(7, max(1, round(rng.gauss(5.6 if not troubled else 3.4, 1.2))))
             survey: dict[str, Any] = {
-                "event_id": self._id("s"), "type": kind, "occurred_at": rfc3339(t),
-                "ticket_id": ticket_id, "score": score,
+                "event_id": self._id("s"),
+                "type": kind,
+                "occurred_at": rfc3339(t),
+                "ticket_id": ticket_id,
+                "score": score,
                 "respondent_id": f"cust-{rng.randrange(100000)}",
             }
             if kind == "survey.nps" and score <= 6 and rng.random() < 0.5:
@@ -110,7 +133,9 @@ class TrafficGenerator:
             events.append(survey)
         return events
 
-    def stream(self, start_s: float, tickets_per_s: float) -> Iterator[tuple[float, dict[str, Any]]]:
+    def stream(
+        self, start_s: float, tickets_per_s: float
+    ) -> Iterator[tuple[float, dict[str, Any]]]:
         """(occurred_at seconds, event) in occurred order, forever."""
         import heapq
 

@@ -31,8 +31,19 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     data = tmp_path_factory.mktemp("kafka")
     t0 = time.monotonic()
     result = subprocess.run(
-        [str(KAFKA_SH), "start", "--port", str(port), "--controller-port", str(cport), "--dir", str(data)],
-        capture_output=True, text=True, timeout=600,
+        [
+            str(KAFKA_SH),
+            "start",
+            "--port",
+            str(port),
+            "--controller-port",
+            str(cport),
+            "--dir",
+            str(data),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     if result.returncode != 0:
         pytest.fail(f"local Kafka did not start:\n{result.stdout}\n{result.stderr}")

@@ -63,11 +63,16 @@ class Topics:
 
     def flags(self) -> list[str]:
         return [
-            "--app-id", self.app_id,
-            "--tickets-topic", self.tickets,
-            "--surveys-topic", self.surveys,
-            "--alerts-topic", self.alerts,
-            "--deadletter-topic", self.deadletter,
+            "--app-id",
+            self.app_id,
+            "--tickets-topic",
+            self.tickets,
+            "--surveys-topic",
+            self.surveys,
+            "--alerts-topic",
+            self.alerts,
+            "--deadletter-topic",
+            self.deadletter,
         ]
 
 
@@ -87,20 +92,33 @@ class WorkerProcess:
         self.log_path = data_dir / f"worker-{self.port}.log"
         data_dir.mkdir(parents=True, exist_ok=True)
         cmd = [
-            sys.executable, "-m", "streams", "worker",
-            "--bootstrap", bootstrap,
-            "--web-port", str(self.port),
-            "--web-host", "127.0.0.1",
-            "--data-dir", str(data_dir / f"state-{self.port}"),
-            "--partitions", str(partitions),
-            "--tick-interval", "1s",
+            sys.executable,
+            "-m",
+            "streams",
+            "worker",
+            "--bootstrap",
+            bootstrap,
+            "--web-port",
+            str(self.port),
+            "--web-host",
+            "127.0.0.1",
+            "--data-dir",
+            str(data_dir / f"state-{self.port}"),
+            "--partitions",
+            str(partitions),
+            "--tick-interval",
+            "1s",
             *topics.flags(),
             *extra,
         ]
         env = {k: v for k, v in os.environ.items() if not k.startswith("CX_")}
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
             start_new_session=True,
         )
 
@@ -115,7 +133,7 @@ class WorkerProcess:
             return ""
 
     def get(self, path: str, timeout: float = 5.0) -> bytes:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:  # noqa: S310
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
             return bytes(resp.read())
 
     def health(self) -> dict[str, Any] | None:
@@ -128,7 +146,9 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.log_tail()}")
+                raise AssertionError(
+                    f"worker exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
             h = self.health()
             if h is not None and len(h.get("active_partitions", [])) >= min_partitions:
                 return
@@ -163,7 +183,11 @@ def produce(bootstrap: str, topic: str, docs: Iterable[Any], key_field: str | No
             value, key = doc, None
         else:
             value = orjson.dumps(doc)
-            key = doc.get(key_field).encode() if key_field and isinstance(doc.get(key_field), str) else None
+            key = (
+                doc.get(key_field).encode()
+                if key_field and isinstance(doc.get(key_field), str)
+                else None
+            )
         producer.send(topic, key=key, value=value)
         n += 1
     producer.flush(60)
@@ -212,7 +236,9 @@ def value(
     return smp.get((name, frozenset(labels.items())))
 
 
-def total(smp: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+def total(
+    smp: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str
+) -> float:
     """Sum of all samples of `name` whose labels include `labels`."""
     want = set(labels.items())
     return sum(v for (n, ls), v in smp.items() if n == name and want <= set(ls))

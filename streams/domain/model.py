@@ -120,7 +120,18 @@ class Observation:
 #: Histogram bucket upper bounds, in seconds, for cx_first_response_seconds and
 #: cx_resolution_seconds: minutes to weeks, not the 5 ms..10 s defaults.
 DURATION_BUCKETS_S: tuple[float, ...] = (
-    60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 604800, 2592000,
+    60,
+    300,
+    900,
+    1800,
+    3600,
+    7200,
+    14400,
+    28800,
+    86400,
+    172800,
+    604800,
+    2592000,
 )
 
 #: Quantiles published for window summaries.

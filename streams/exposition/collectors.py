@@ -47,9 +47,7 @@ def _fmt(value: float) -> str:
     return "+Inf" if value == float("inf") else f"{value:g}"
 
 
-def _histogram(
-    family: HistogramMetricFamily, labels: list[str], hist: HistogramSnapshot
-) -> None:
+def _histogram(family: HistogramMetricFamily, labels: list[str], hist: HistogramSnapshot) -> None:
     cumulative = 0
     buckets: list[tuple[str, float]] = []
     for bound, count in zip([*DURATION_BUCKETS_S, float("inf")], hist.buckets, strict=True):
@@ -75,7 +73,9 @@ def _summary(
 class CxCollector(Collector):
     """Yields every contract metric family derived from table state."""
 
-    def __init__(self, dimensions: Sequence[str], snapshot: Callable[[], Iterable[KeyView]]) -> None:
+    def __init__(
+        self, dimensions: Sequence[str], snapshot: Callable[[], Iterable[KeyView]]
+    ) -> None:
         self.dimensions = list(dimensions)
         self._snapshot = snapshot
 
@@ -83,7 +83,7 @@ class CxCollector(Collector):
         # Families are dynamic; describing nothing keeps registration cheap.
         return []
 
-    def collect(self) -> Iterator[Metric]:  # noqa: C901 - one flat pass over families
+    def collect(self) -> Iterator[Metric]:
         d = self.dimensions
         fam_nps = CounterMetricFamily(
             "cx_nps_responses", "NPS survey responses by category.", labels=[*d, "category"]
@@ -92,7 +92,8 @@ class CxCollector(Collector):
             "cx_csat_responses", "CSAT survey responses by score (1-5).", labels=[*d, "score"]
         )
         fam_ces = CounterMetricFamily(
-            "cx_ces_responses", "CES survey responses by score (1-7, 7 = least effort).",
+            "cx_ces_responses",
+            "CES survey responses by score (1-7, 7 = least effort).",
             labels=[*d, "score"],
         )
         fam_created = CounterMetricFamily(
@@ -122,17 +123,21 @@ class CxCollector(Collector):
         w = ["window", *d]
         fam_nps_score = GaugeMetricFamily("cx_nps_score", "Rolling NPS (-100..100).", labels=w)
         fam_nps_win = GaugeMetricFamily(
-            "cx_nps_window_responses", "NPS responses in the window by category.",
+            "cx_nps_window_responses",
+            "NPS responses in the window by category.",
             labels=[*w, "category"],
         )
         fam_csat_ratio = GaugeMetricFamily(
             "cx_csat_ratio", "Rolling CSAT ratio: responses scoring 4-5 / all (0..1).", labels=w
         )
         fam_csat_win = GaugeMetricFamily(
-            "cx_csat_window_responses", "CSAT responses in the window by score.",
+            "cx_csat_window_responses",
+            "CSAT responses in the window by score.",
             labels=[*w, "score"],
         )
-        fam_ces_score = GaugeMetricFamily("cx_ces_score", "Rolling mean CES score (1..7).", labels=w)
+        fam_ces_score = GaugeMetricFamily(
+            "cx_ces_score", "Rolling mean CES score (1..7).", labels=w
+        )
         fam_ces_win = GaugeMetricFamily(
             "cx_ces_window_responses", "CES responses in the window.", labels=w
         )
@@ -140,7 +145,8 @@ class CxCollector(Collector):
             "cx_fcr_ratio", "Rolling first-contact-resolution ratio (0..1).", labels=w
         )
         fam_fcr_win = GaugeMetricFamily(
-            "cx_fcr_window_tickets", "First-resolved tickets in the window by first-contact status.",
+            "cx_fcr_window_tickets",
+            "First-resolved tickets in the window by first-contact status.",
             labels=[*w, "first_contact"],
         )
         fam_frt_win = SummaryMetricFamily(
@@ -205,8 +211,24 @@ class CxCollector(Collector):
         for (alertname, severity), n in sorted(firing_total.items()):
             fam_firing.add_metric([alertname, severity], n)
         yield from (
-            fam_nps, fam_csat, fam_ces, fam_created, fam_resolved, fam_reopened,
-            fam_frt, fam_res, fam_open,
-            fam_nps_score, fam_nps_win, fam_csat_ratio, fam_csat_win, fam_ces_score, fam_ces_win,
-            fam_fcr_ratio, fam_fcr_win, fam_frt_win, fam_res_win, fam_firing,
+            fam_nps,
+            fam_csat,
+            fam_ces,
+            fam_created,
+            fam_resolved,
+            fam_reopened,
+            fam_frt,
+            fam_res,
+            fam_open,
+            fam_nps_score,
+            fam_nps_win,
+            fam_csat_ratio,
+            fam_csat_win,
+            fam_ces_score,
+            fam_ces_win,
+            fam_fcr_ratio,
+            fam_fcr_win,
+            fam_frt_win,
+            fam_res_win,
+            fam_firing,
         )

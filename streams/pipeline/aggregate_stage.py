@@ -31,7 +31,9 @@ class Alerter(Protocol):
     """Evaluates alert rules for one dims key; returns alert event documents
     (contract section 6) and updates the state's alert book in place."""
 
-    def evaluate(self, dims: tuple[str, ...], state: DimsState, now_us: int) -> list[dict[str, Any]]: ...
+    def evaluate(
+        self, dims: tuple[str, ...], state: DimsState, now_us: int
+    ) -> list[dict[str, Any]]: ...
 
     def detractor(
         self, dims: tuple[str, ...], state: DimsState, response: dict[str, Any], now_us: int

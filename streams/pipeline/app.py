@@ -114,11 +114,20 @@ class Pipeline:
         )
         self.ingest = Ingest(s, self.metrics, self._send_route, self._send_deadletter)
         self.tickets = TicketStage(
-            s, self.metrics, self.tickets_table, self._send_observation,
-            self._send_deadletter, clock.now_us,
+            s,
+            self.metrics,
+            self.tickets_table,
+            self._send_observation,
+            self._send_deadletter,
+            clock.now_us,
         )
         self.aggregate = AggregateStage(
-            s, self.metrics, self.windows_table, alerter, self._send_alert, clock.now_us,
+            s,
+            self.metrics,
+            self.windows_table,
+            alerter,
+            self._send_alert,
+            clock.now_us,
             self._send_internal_deadletter,
         )
         self._on_alert = on_alert
@@ -152,8 +161,12 @@ class Pipeline:
 
     async def _send_internal_deadletter(self, rec: Record, reason: str, detail: str) -> None:
         prov = Provenance(
-            source="observations", topic=self.obs_topic.get_topic_name(),
-            partition=rec.partition, offset=rec.offset, key=rec.key, received_us=0,
+            source="observations",
+            topic=self.obs_topic.get_topic_name(),
+            partition=rec.partition,
+            offset=rec.offset,
+            key=rec.key,
+            received_us=0,
         )
         await self._send_deadletter(prov, rec.value, reason, detail)
 
@@ -176,10 +189,14 @@ class Pipeline:
                 try:
                     await self.ingest.handle(prov, msg.value)
                 except Exception as exc:
-                    log.exception("processing_error at ingest %s/%d@%d", msg.topic, msg.partition, msg.offset)
+                    log.exception(
+                        "processing_error at ingest %s/%d@%d", msg.topic, msg.partition, msg.offset
+                    )
                     self.metrics.events.labels(source, "invalid").inc()
                     self.metrics.invalid.labels(source, "processing_error").inc()
-                    await self._send_deadletter(prov, msg.value, "processing_error", repr(exc)[:300])
+                    await self._send_deadletter(
+                        prov, msg.value, "processing_error", repr(exc)[:300]
+                    )
                 yield None
 
         @app.agent(self.tickets_topic, name="cx-ingest-tickets")

@@ -92,12 +92,23 @@ def dims_from_key(key: bytes) -> tuple[str, ...]:
     return tuple(key.decode().split("\x1f"))
 
 
-def encode_batch(observations: Iterable[Observation], detractors: Sequence[dict[str, Any]]) -> bytes:
+def encode_batch(
+    observations: Iterable[Observation], detractors: Sequence[dict[str, Any]]
+) -> bytes:
     """One record of the observations topic: all of one batch's facts for one dims key."""
     return orjson.dumps(
         {
             "o": [
-                [o.kind, list(o.dims), o.placed_us, o.value, o.obs_id, o.priority, o.sign, o.counted]
+                [
+                    o.kind,
+                    list(o.dims),
+                    o.placed_us,
+                    o.value,
+                    o.obs_id,
+                    o.priority,
+                    o.sign,
+                    o.counted,
+                ]
                 for o in observations
             ],
             "d": list(detractors),

@@ -13,10 +13,10 @@ from typing import Any
 
 from streams.domain.model import Rejection, SurveyResponse, TicketEvent
 from streams.domain.validation import decode, is_late
+from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import Provenance
 from streams.pipeline.ratelimit import RateLimitedLog
 from streams.settings import Settings
-from streams.exposition.pipeline_metrics import PipelineMetrics
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,12 @@ class Ingest:
             self._rejections.warning(
                 (prov.source, result.reason),
                 "rejected %s record (%s): %s [%s/%d@%d]",
-                prov.source, result.reason, result.detail, prov.topic, prov.partition, prov.offset,
+                prov.source,
+                result.reason,
+                result.detail,
+                prov.topic,
+                prov.partition,
+                prov.offset,
             )
             await self._send_deadletter(prov, value, result.reason, result.detail)
             return

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from streams.domain.dimensions import DimensionCap
-from streams.domain.model import Observation, Rejection, SurveyResponse, US_PER_S
+from streams.domain.model import US_PER_S, Observation, Rejection, SurveyResponse
 from streams.domain.tickets import RouteState
 from streams.domain.validation import decode
 from streams.exposition.pipeline_metrics import PipelineMetrics
@@ -72,8 +72,10 @@ class TicketStage:
             before: bytes | None = None
             try:
                 event = decode(
-                    rec.value, "tickets" if prov.source == "tickets" else "surveys",
-                    prov.received_us, dimensions=self.settings.dimensions,
+                    rec.value,
+                    "tickets" if prov.source == "tickets" else "surveys",
+                    prov.received_us,
+                    dimensions=self.settings.dimensions,
                 )
                 if isinstance(event, Rejection):
                     # Only if validation rules changed between ingest and here.
@@ -94,7 +96,9 @@ class TicketStage:
                 else:
                     outcome = state.apply_ticket(event, prov.received_us, self.cap)
             except Exception as exc:  # a bug: keep the event, say why, go on
-                log.exception("processing_error on %s/%d@%d", prov.topic, prov.partition, prov.offset)
+                log.exception(
+                    "processing_error on %s/%d@%d", prov.topic, prov.partition, prov.offset
+                )
                 if before is not None:
                     states[key] = RouteState.from_bytes(before)
                 self.metrics.invalid.labels(prov.source, "processing_error").inc()
@@ -137,7 +141,9 @@ class TicketStage:
             self.table[key] = states[key].to_bytes()
             self.metrics.table_writes.labels("tickets").inc()
         for dkey in out.keys() | detractors.keys():
-            await self._send_observations(dkey, encode_batch(out.get(dkey, []), detractors.get(dkey, [])))
+            await self._send_observations(
+                dkey, encode_batch(out.get(dkey, []), detractors.get(dkey, []))
+            )
         for partition in ticks:
             await self._sweep(partition, states)
         self.metrics.stage_batches.labels("tickets").inc()
@@ -153,7 +159,9 @@ class TicketStage:
             state = RouteState.from_bytes(raw)
             if state.partition != partition:
                 continue  # another partition's (or a standby copy): not ours to touch
-            if state.is_expired(now, dedup_horizon_us=self._dedup_us, retention_us=self._retention_us):
+            if state.is_expired(
+                now, dedup_horizon_us=self._dedup_us, retention_us=self._retention_us
+            ):
                 for obs in state.close_observations():
                     out[dims_key(obs.dims)].append(obs)
                 del self.table[key]

@@ -46,8 +46,11 @@ def build(now_s: float, n_tickets: int = 300, seed: int = 11) -> Scenario:
         if i % 10 == 0:
             base = now_s - 3 * 86400 - rng.uniform(0, 3000)  # old: 7d and 30d only
         created: dict[str, Any] = {
-            "event_id": eid(), "type": "ticket.created", "occurred_at": utc(base),
-            "ticket_id": tid, "channel": rng.choice(CHANNELS).upper() + "  ",
+            "event_id": eid(),
+            "type": "ticket.created",
+            "occurred_at": utc(base),
+            "ticket_id": tid,
+            "channel": rng.choice(CHANNELS).upper() + "  ",
             "team": "  " + rng.choice(TEAMS),
         }
         if rng.random() < 0.7:
@@ -67,15 +70,36 @@ def build(now_s: float, n_tickets: int = 300, seed: int = 11) -> Scenario:
         if rng.random() < 0.85:
             t += rng.uniform(10, 300)
             resolved_at = t
-            story.append({"event_id": eid(), "type": "ticket.resolved", "occurred_at": utc(t), "ticket_id": tid})
+            story.append(
+                {
+                    "event_id": eid(),
+                    "type": "ticket.resolved",
+                    "occurred_at": utc(t),
+                    "ticket_id": tid,
+                }
+            )
             if rng.random() < 0.2:  # a customer writes after the resolution: FCR stays
                 story.append(_reply(eid(), tid, "customer", resolved_at + rng.uniform(1, 50)))
             if rng.random() < 0.15:
                 t += rng.uniform(10, 200)
-                story.append({"event_id": eid(), "type": "ticket.reopened", "occurred_at": utc(t), "ticket_id": tid})
+                story.append(
+                    {
+                        "event_id": eid(),
+                        "type": "ticket.reopened",
+                        "occurred_at": utc(t),
+                        "ticket_id": tid,
+                    }
+                )
                 if rng.random() < 0.5:
                     t += rng.uniform(10, 200)
-                    story.append({"event_id": eid(), "type": "ticket.resolved", "occurred_at": utc(t), "ticket_id": tid})
+                    story.append(
+                        {
+                            "event_id": eid(),
+                            "type": "ticket.resolved",
+                            "occurred_at": utc(t),
+                            "ticket_id": tid,
+                        }
+                    )
         # Out of order: for some tickets ticket.created arrives last.
         events = [*story, created] if rng.random() < 0.1 else [created, *story]
         # Duplicates: the same event (same event_id) sent again.
@@ -88,8 +112,11 @@ def build(now_s: float, n_tickets: int = 300, seed: int = 11) -> Scenario:
             kind = rng.choice(["survey.nps", "survey.csat", "survey.ces"])
             lo, hi = {"survey.nps": (0, 10), "survey.csat": (1, 5), "survey.ces": (1, 7)}[kind]
             survey: dict[str, Any] = {
-                "event_id": eid(), "type": kind, "occurred_at": utc(t + rng.uniform(1, 60)),
-                "score": rng.randint(lo, hi), "ticket_id": tid,
+                "event_id": eid(),
+                "type": kind,
+                "occurred_at": utc(t + rng.uniform(1, 60)),
+                "score": rng.randint(lo, hi),
+                "ticket_id": tid,
             }
             if rng.random() < 0.2:
                 survey["team"] = rng.choice(TEAMS)  # own value beats the inherited one
@@ -102,15 +129,24 @@ def build(now_s: float, n_tickets: int = 300, seed: int = 11) -> Scenario:
         lo, hi = {"survey.nps": (0, 10), "survey.csat": (1, 5), "survey.ces": (1, 7)}[kind]
         age = rng.choice([rng.uniform(60, 2400), 3 * 86400.0, 40 * 86400.0])
         survey = {
-            "event_id": eid(), "type": kind, "occurred_at": utc(now_s - age),
-            "score": rng.randint(lo, hi), "channel": rng.choice(CHANNELS),
+            "event_id": eid(),
+            "type": kind,
+            "occurred_at": utc(now_s - age),
+            "score": rng.randint(lo, hi),
+            "channel": rng.choice(CHANNELS),
         }
         sc.surveys.append(survey)
     return sc
 
 
 def _reply(event_id: str, tid: str, author: str, at: float) -> dict[str, Any]:
-    return {"event_id": event_id, "type": "ticket.replied", "occurred_at": utc(at), "ticket_id": tid, "author": author}
+    return {
+        "event_id": event_id,
+        "type": "ticket.replied",
+        "occurred_at": utc(at),
+        "ticket_id": tid,
+        "author": author,
+    }
 
 
 def _ts(text: str) -> float:
@@ -127,7 +163,9 @@ def _norm(value: Any) -> str:
 class Expected:
     counters: dict[tuple[Any, ...], float]
     windows: dict[tuple[Any, ...], float]  # (metric, window, channel, team, extra...) -> value
-    durations: dict[tuple[str, str, str, str], list[float]]  # (kind, window, channel, team) -> values
+    durations: dict[
+        tuple[str, str, str, str], list[float]
+    ]  # (kind, window, channel, team) -> values
     late_surveys: int
 
 
@@ -158,8 +196,16 @@ def expected(sc: Scenario, scrape_now_s: float) -> Expected:
         prio = created.get("priority", "normal")
         c0 = _ts(created["occurred_at"])
         counters[("created", *dims, prio)] += 1
-        agent = sorted(_ts(e["occurred_at"]) for e in evs if e["type"] == "ticket.replied" and e["author"] == "agent")
-        customer = [_ts(e["occurred_at"]) for e in evs if e["type"] == "ticket.replied" and e["author"] == "customer"]
+        agent = sorted(
+            _ts(e["occurred_at"])
+            for e in evs
+            if e["type"] == "ticket.replied" and e["author"] == "agent"
+        )
+        customer = [
+            _ts(e["occurred_at"])
+            for e in evs
+            if e["type"] == "ticket.replied" and e["author"] == "customer"
+        ]
         resolves = sorted(_ts(e["occurred_at"]) for e in evs if e["type"] == "ticket.resolved")
         reopens = sorted(_ts(e["occurred_at"]) for e in evs if e["type"] == "ticket.reopened")
         if agent:
@@ -184,7 +230,11 @@ def expected(sc: Scenario, scrape_now_s: float) -> Expected:
             counters[("reopened", *dims, prio)] += sum(1 for x in reopens if x > r)
         status = sorted(
             [(c0, "created")]
-            + [(_ts(e["occurred_at"]), e["type"]) for e in evs if e["type"] in ("ticket.resolved", "ticket.reopened")]
+            + [
+                (_ts(e["occurred_at"]), e["type"])
+                for e in evs
+                if e["type"] in ("ticket.resolved", "ticket.reopened")
+            ]
         )
         counters[("open", *dims, prio)] += 1 if status[-1][1] != "ticket.resolved" else 0
 

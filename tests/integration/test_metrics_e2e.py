@@ -44,8 +44,12 @@ def test_nps_single_worker(kafka_bootstrap: str, topics: Topics, workdir: Path) 
         scores = [10, 9, 9, 8, 7, 6, 3, 0, 10, 10]  # 5 promoters, 2 passives, 3 detractors
         docs = [
             {
-                "event_id": f"nps-{i}", "type": "survey.nps", "occurred_at": utc(now - 60 - i),
-                "score": s, "channel": "Chat", "team": "billing",
+                "event_id": f"nps-{i}",
+                "type": "survey.nps",
+                "occurred_at": utc(now - 60 - i),
+                "score": s,
+                "channel": "Chat",
+                "team": "billing",
             }
             for i, s in enumerate(scores)
         ]
@@ -83,9 +87,12 @@ def test_mixed_scenario_two_workers(kafka_bootstrap: str, topics: Topics, workdi
             w.wait_ready()
         # Both workers own partitions before any traffic.
         wait_for(
-            lambda: all(len((w.health() or {}).get("active_partitions", [])) >= 1 for w in workers)
-            and sum(len((w.health() or {}).get("active_partitions", [])) for w in workers) == 4,
-            120, what="the 4 partitions shared by both workers",
+            lambda: (
+                all(len((w.health() or {}).get("active_partitions", [])) >= 1 for w in workers)
+                and sum(len((w.health() or {}).get("active_partitions", [])) for w in workers) == 4
+            ),
+            120,
+            what="the 4 partitions shared by both workers",
         )
         scn = sc_mod.build(time.time())
         produce(kafka_bootstrap, topics.tickets, scn.tickets, key_field="ticket_id")
@@ -98,15 +105,27 @@ def test_mixed_scenario_two_workers(kafka_bootstrap: str, topics: Topics, workdi
             return sum(total(s, name, **labels) for s in scrape_all())
 
         # Inheritance of a ticket's dims needs its created processed first.
-        wait_for(lambda: summed("cx_tickets_created_total") == n_created, 180,
-                 what=f"{n_created} tickets created")
+        wait_for(
+            lambda: summed("cx_tickets_created_total") == n_created,
+            180,
+            what=f"{n_created} tickets created",
+        )
         produce(kafka_bootstrap, topics.surveys, scn.surveys, key_field="ticket_id")
         n_surveys = len({s["event_id"] for s in scn.surveys})
         wait_for(
-            lambda: sum(
-                summed(m) for m in ("cx_nps_responses_total", "cx_csat_responses_total", "cx_ces_responses_total")
-            ) == n_surveys,
-            180, what=f"{n_surveys} survey responses",
+            lambda: (
+                sum(
+                    summed(m)
+                    for m in (
+                        "cx_nps_responses_total",
+                        "cx_csat_responses_total",
+                        "cx_ces_responses_total",
+                    )
+                )
+                == n_surveys
+            ),
+            180,
+            what=f"{n_surveys} survey responses",
         )
         time.sleep(3)  # let trailing corrections land
         scrapes = [w.scrape() for w in workers]
@@ -130,11 +149,24 @@ def test_mixed_scenario_two_workers(kafka_bootstrap: str, topics: Topics, workdi
         # Pipeline outcomes.
         dup_tickets = len(scn.tickets) - len({e["event_id"] for e in scn.tickets})
         dup_surveys = len(scn.surveys) - n_surveys
-        _assert_close(got("cx_events_total", source="tickets", outcome="accepted"),
-                      len(scn.tickets) - dup_tickets, "tickets accepted")
-        _assert_close(got("cx_events_total", source="tickets", outcome="duplicate"), dup_tickets, "ticket dups")
-        _assert_close(got("cx_events_total", source="surveys", outcome="duplicate"), dup_surveys, "survey dups")
-        _assert_close(got("cx_events_late_total", source="surveys"), exp.late_surveys, "late surveys")
+        _assert_close(
+            got("cx_events_total", source="tickets", outcome="accepted"),
+            len(scn.tickets) - dup_tickets,
+            "tickets accepted",
+        )
+        _assert_close(
+            got("cx_events_total", source="tickets", outcome="duplicate"),
+            dup_tickets,
+            "ticket dups",
+        )
+        _assert_close(
+            got("cx_events_total", source="surveys", outcome="duplicate"),
+            dup_surveys,
+            "survey dups",
+        )
+        _assert_close(
+            got("cx_events_late_total", source="surveys"), exp.late_surveys, "late surveys"
+        )
         _assert_close(got("cx_events_invalid_total"), 0, "no invalid events")
 
         checked = 0
@@ -142,22 +174,45 @@ def test_mixed_scenario_two_workers(kafka_bootstrap: str, topics: Topics, workdi
             kind, ch, team, *rest = key
             d = {"channel": ch, "team": team}
             if kind == "created":
-                _assert_close(got("cx_tickets_created_total", priority=rest[0], **d), want, str(key))
+                _assert_close(
+                    got("cx_tickets_created_total", priority=rest[0], **d), want, str(key)
+                )
             elif kind == "resolved":
-                _assert_close(got("cx_tickets_resolved_total", priority=rest[0],
-                                  first_contact=str(rest[1]).lower(), **d), want, str(key))
+                _assert_close(
+                    got(
+                        "cx_tickets_resolved_total",
+                        priority=rest[0],
+                        first_contact=str(rest[1]).lower(),
+                        **d,
+                    ),
+                    want,
+                    str(key),
+                )
             elif kind == "reopened":
-                _assert_close(got("cx_tickets_reopened_total", priority=rest[0], **d), want, str(key))
+                _assert_close(
+                    got("cx_tickets_reopened_total", priority=rest[0], **d), want, str(key)
+                )
             elif kind == "open":
                 _assert_close(got("cx_tickets_open", priority=rest[0], **d), want, str(key))
             elif kind == "frt_count":
-                _assert_close(got("cx_first_response_seconds_count", priority=rest[0], **d), want, str(key))
+                _assert_close(
+                    got("cx_first_response_seconds_count", priority=rest[0], **d), want, str(key)
+                )
             elif kind == "frt_sum":
-                _assert_close(got("cx_first_response_seconds_sum", priority=rest[0], **d), want, str(key), 1e-6)
+                _assert_close(
+                    got("cx_first_response_seconds_sum", priority=rest[0], **d),
+                    want,
+                    str(key),
+                    1e-6,
+                )
             elif kind == "res_count":
-                _assert_close(got("cx_resolution_seconds_count", priority=rest[0], **d), want, str(key))
+                _assert_close(
+                    got("cx_resolution_seconds_count", priority=rest[0], **d), want, str(key)
+                )
             elif kind == "res_sum":
-                _assert_close(got("cx_resolution_seconds_sum", priority=rest[0], **d), want, str(key), 1e-6)
+                _assert_close(
+                    got("cx_resolution_seconds_sum", priority=rest[0], **d), want, str(key), 1e-6
+                )
             elif kind == "nps":
                 _assert_close(got("cx_nps_responses_total", category=rest[0], **d), want, str(key))
             elif kind == "csat":
@@ -173,36 +228,62 @@ def test_mixed_scenario_two_workers(kafka_bootstrap: str, topics: Topics, workdi
         for w in sc_mod.WINDOWS:
             for ch, team in keys:
                 d = {"window": w, "channel": ch, "team": team}
-                nps = {c: exp.windows.get(("nps", w, ch, team, c), 0) for c in ("promoter", "passive", "detractor")}
+                nps = {
+                    c: exp.windows.get(("nps", w, ch, team, c), 0)
+                    for c in ("promoter", "passive", "detractor")
+                }
                 n = sum(nps.values())
                 for c, v in nps.items():
-                    _assert_close(got("cx_nps_window_responses", category=c, **d), v, f"nps {c} {d}")
+                    _assert_close(
+                        got("cx_nps_window_responses", category=c, **d), v, f"nps {c} {d}"
+                    )
                 if n:
-                    _assert_close(got("cx_nps_score", **d), 100 * (nps["promoter"] - nps["detractor"]) / n, f"nps {d}")
+                    _assert_close(
+                        got("cx_nps_score", **d),
+                        100 * (nps["promoter"] - nps["detractor"]) / n,
+                        f"nps {d}",
+                    )
                 else:
-                    assert not any(value(s, "cx_nps_score", **d) is not None for s in per_worker), f"empty NPS {d}"
+                    assert not any(value(s, "cx_nps_score", **d) is not None for s in per_worker), (
+                        f"empty NPS {d}"
+                    )
                 csat = {s: exp.windows.get(("csat", w, ch, team, str(s)), 0) for s in range(1, 6)}
                 nc = sum(csat.values())
                 for s, v in csat.items():
-                    _assert_close(got("cx_csat_window_responses", score=str(s), **d), v, f"csat {s} {d}")
+                    _assert_close(
+                        got("cx_csat_window_responses", score=str(s), **d), v, f"csat {s} {d}"
+                    )
                 if nc:
-                    _assert_close(got("cx_csat_ratio", **d), (csat[4] + csat[5]) / nc, f"csat ratio {d}")
+                    _assert_close(
+                        got("cx_csat_ratio", **d), (csat[4] + csat[5]) / nc, f"csat ratio {d}"
+                    )
                 else:
                     assert not any(value(s, "cx_csat_ratio", **d) is not None for s in per_worker)
                 ces_n = exp.windows.get(("ces_count", w, ch, team), 0)
                 if ces_n:
-                    _assert_close(got("cx_ces_score", **d), exp.windows[("ces_sum", w, ch, team)] / ces_n, f"ces {d}")
+                    _assert_close(
+                        got("cx_ces_score", **d),
+                        exp.windows[("ces_sum", w, ch, team)] / ces_n,
+                        f"ces {d}",
+                    )
                 else:
                     assert not any(value(s, "cx_ces_score", **d) is not None for s in per_worker)
                 fc_t = exp.windows.get(("fcr", w, ch, team, True), 0)
                 fc_f = exp.windows.get(("fcr", w, ch, team, False), 0)
-                _assert_close(got("cx_fcr_window_tickets", first_contact="true", **d), fc_t, f"fcr true {d}")
-                _assert_close(got("cx_fcr_window_tickets", first_contact="false", **d), fc_f, f"fcr false {d}")
+                _assert_close(
+                    got("cx_fcr_window_tickets", first_contact="true", **d), fc_t, f"fcr true {d}"
+                )
+                _assert_close(
+                    got("cx_fcr_window_tickets", first_contact="false", **d), fc_f, f"fcr false {d}"
+                )
                 if fc_t + fc_f:
                     _assert_close(got("cx_fcr_ratio", **d), fc_t / (fc_t + fc_f), f"fcr ratio {d}")
                 else:
                     assert not any(value(s, "cx_fcr_ratio", **d) is not None for s in per_worker)
-                for kind, metric in (("frt", "cx_first_response_window_seconds"), ("res", "cx_resolution_window_seconds")):
+                for kind, metric in (
+                    ("frt", "cx_first_response_window_seconds"),
+                    ("res", "cx_resolution_window_seconds"),
+                ):
                     vals = exp.durations.get((kind, w, ch, team), [])
                     _assert_close(got(f"{metric}_count", **d), len(vals), f"{metric} count {d}")
                     _assert_close(got(f"{metric}_sum", **d), sum(vals), f"{metric} sum {d}", 1e-6)
@@ -210,7 +291,9 @@ def test_mixed_scenario_two_workers(kafka_bootstrap: str, topics: Topics, workdi
                         if vals:
                             est = got(metric, quantile=f"{q:g}", **d)
                             exact = sc_mod.nearest_rank(vals, q)
-                            assert abs(est - exact) <= 0.02 * exact + 1e-6, f"{metric} q{q} {d}: {est} vs {exact}"
+                            assert abs(est - exact) <= 0.02 * exact + 1e-6, (
+                                f"{metric} q{q} {d}: {est} vs {exact}"
+                            )
                 checked += 1
         assert checked > 50
     finally:

@@ -1,0 +1,79 @@
+"""Alert rules inside the stream processor.
+
+The aggregate stage calls ``RuleAlerter`` for each dims key it owns, on every
+change and on timer ticks; the alert book lives inside the key's table value
+(changelog-backed), so a restart or a moved partition neither loses nor
+repeats an alert. Events go to the alerts topic (and, optionally, to
+Alertmanager).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from streams.alertmanager import AlertmanagerForwarder
+from streams.domain.aggregate import DimsState
+from streams.domain.alerting import AlertBook, AlertEvent, detractor_events
+from streams.domain.rules import RuleSet, default_ruleset, load_rules
+from streams.errors import SettingsError
+from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.settings import Settings
+
+
+class RuleAlerter:
+    def __init__(self, rules: RuleSet, dimensions: Sequence[str]) -> None:
+        self.rules = rules
+        self.dimensions = tuple(dimensions)
+        self.metrics: PipelineMetrics | None = None
+
+    def _labels(self, dims: tuple[str, ...]) -> dict[str, str]:
+        return dict(zip(self.dimensions, dims, strict=True))
+
+    def _emit(self, events: list[AlertEvent]) -> list[dict[str, Any]]:
+        docs = [e.to_dict() for e in events]
+        if self.metrics is not None:
+            for doc in docs:
+                labels = doc["labels"]
+                self.metrics.alerts.labels(
+                    labels["alertname"], labels["severity"], doc["status"]
+                ).inc()
+        return docs
+
+    def evaluate(
+        self, dims: tuple[str, ...], state: DimsState, now_us: int
+    ) -> list[dict[str, Any]]:
+        book = AlertBook.from_dict(state.alerts)
+        snapshots = {snap.window: snap for snap in state.windows(now_us)}
+        events = book.evaluate(self.rules, self._labels(dims), snapshots, now_us)
+        state.alerts = book.to_dict()
+        return self._emit(events)
+
+    def detractor(
+        self, dims: tuple[str, ...], state: DimsState, response: dict[str, Any], now_us: int
+    ) -> list[dict[str, Any]]:
+        book = AlertBook.from_dict(state.alerts)
+        events = detractor_events(book, self.rules, self._labels(dims), response, now_us)
+        state.alerts = book.to_dict()
+        return self._emit(events)
+
+    def firing(self, state: DimsState) -> dict[tuple[str, str], int]:
+        return AlertBook.from_dict(state.alerts).firing_counts()
+
+
+def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarder | None]:
+    """Rules from --rules (or the built-in defaults); errors name the file and line."""
+    from streams.domain.rules import RulesError
+
+    window_names = [w.name for w in settings.windows]
+    if settings.rules is None:
+        rules = default_ruleset(window_names)
+    else:
+        try:
+            rules = load_rules(str(settings.rules), window_names)
+        except RulesError as exc:
+            raise SettingsError(f"--rules / CX_RULES: {exc}") from None
+    forwarder = None
+    if settings.alertmanager_url:
+        forwarder = AlertmanagerForwarder(settings.alertmanager_url)
+    return RuleAlerter(rules, settings.dimensions), forwarder
