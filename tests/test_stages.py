@@ -13,7 +13,7 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from streams.domain import tickets as tickets_mod
+from streams.domain import ticket_state as tickets_mod
 from streams.domain.clock import ManualClock
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.aggregate_stage import AggregateStage
@@ -103,7 +103,7 @@ class Harness:
     def counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for raw in self.windows_table.values():
-            from streams.domain.aggregate import DimsState
+            from streams.domain.windows import DimsState
 
             c = DimsState.from_bytes(raw, self.settings.windows).counters()
             out.setdefault("nps", {})
@@ -174,12 +174,22 @@ def test_replayed_batches_change_nothing() -> None:
     assert (nps.get("promoter", 0), nps.get("passive", 0), nps.get("detractor", 0)) == (1, 0, 1)
 
     # A crash after the table writes but before the offset commit: the whole
-    # route batch is delivered again. The ticket stage re-sends the same
-    # observations; the aggregate stage applies none of them twice.
+    # route batch is delivered again; every record is at or below the state's
+    # last applied offset, so nothing is re-applied or re-sent.
     before_obs = len(h.obs)
     h.run_tickets(h.route)
-    assert len(h.obs) > before_obs  # re-sent, with the same ids
-    h.run_aggregate(h.obs[before_obs:])
+    assert len(h.obs) == before_obs
+    assert h.registry.get_sample_value("cx_replays_skipped_total", {"stage": "tickets"}) == len(h.route)
+
+    # A crash after the observations were delivered but before the states
+    # were written: the states are recomputed from scratch and the same
+    # observations are sent again with the same ids; the aggregate stage
+    # applies none of them twice.
+    h.tickets_table.clear()
+    h.run_tickets(h.route)
+    resent = h.obs[before_obs:]
+    assert resent and [r.value for r in resent] == [r.value for r in h.obs[:before_obs]]
+    h.run_aggregate(resent)
     # And the observations topic itself replayed from the start.
     h.run_aggregate(h.obs)
     assert h.counters() == first

@@ -106,11 +106,12 @@ class Pipeline:
         # use_partitioner: a coalesced write after a batch has no single
         # "current event"; the key's hash picks the changelog partition, the
         # same one the producer picked for the key on the input topic.
+        # Tables take the app's raw serializers (Table() has no serializer arguments).
         self.tickets_table = app.Table(
-            "tickets", partitions=s.partitions, use_partitioner=True, **RAW
+            "tickets", partitions=s.partitions, use_partitioner=True, key_type=bytes, value_type=bytes
         )
         self.windows_table = app.Table(
-            "windows", partitions=s.partitions, use_partitioner=True, **RAW
+            "windows", partitions=s.partitions, use_partitioner=True, key_type=bytes, value_type=bytes
         )
         self.ingest = Ingest(s, self.metrics, self._send_route, self._send_deadletter)
         self.tickets = TicketStage(
@@ -140,8 +141,10 @@ class Pipeline:
     async def _send_route(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
         await self.route_topic.send(key=key, value=value, headers=headers)
 
-    async def _send_observation(self, key: bytes, value: bytes) -> None:
-        await self.obs_topic.send(key=key, value=value)
+    async def _send_observation(self, key: bytes, value: bytes) -> Any:
+        # Returns the delivery future: the ticket stage awaits it before
+        # writing the state that produced these observations.
+        return await self.obs_topic.send(key=key, value=value)
 
     async def _send_alert(self, key: bytes, value: bytes) -> None:
         await self.alerts_topic.send(key=key, value=value)

@@ -3,13 +3,20 @@
 Reads the route topic (keyed by ticket id, or event id for unlinked surveys),
 applies each event to that key's ``RouteState`` and emits ``Observation``s to
 the observations topic keyed by dims. Table writes are coalesced: one write
-per key per batch. Replays are harmless: a state that already holds an event
-answers ``duplicate`` with the observations it produced the first time, and
-the aggregate stage ignores observation ids it has applied.
+per key per batch.
+
+Replays are harmless. Each observation's id is its position on the route
+topic (``partition:offset:index``), so a replayed record yields the same ids
+and the aggregate stage (one high-water mark per route partition) ignores
+them. Observations are delivered *before* the state that produced them is
+written: a persisted state never stands for observations that were lost, and
+a record at or below the state's last applied offset is skipped outright.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -17,8 +24,9 @@ from typing import Any
 
 from streams.domain.dimensions import DimensionCap
 from streams.domain.model import US_PER_S, Observation, Rejection, SurveyResponse
-from streams.domain.tickets import RouteState
+from streams.domain.ticket_state import RouteState
 from streams.domain.validation import decode
+from streams.domain.windows import obs_id
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import TICK_KEY, Provenance, dims_key, encode_batch
 from streams.pipeline.records import Record
@@ -59,11 +67,11 @@ class TicketStage:
         dirty: set[bytes] = set()
         out: dict[bytes, list[Observation]] = defaultdict(list)
         detractors: dict[bytes, list[dict[str, Any]]] = defaultdict(list)
-        ticks: list[int] = []
+        ticks: list[tuple[int, int]] = []
 
         for rec in records:
             if rec.key == TICK_KEY:
-                ticks.append(rec.partition)
+                ticks.append((rec.partition, rec.offset))
                 continue
             if rec.key is None:  # cannot happen: ingest always keys route records
                 continue
@@ -86,10 +94,15 @@ class TicketStage:
                 state = states.get(key)
                 if state is None:
                     state = self._load(key)
+                if rec.partition == state.partition and rec.offset <= state.source_offset:
+                    # Already applied and persisted (with its observations
+                    # delivered first): an at-least-once replay.
+                    self.metrics.replays_skipped.labels("tickets").inc()
+                    states[key] = state
+                    continue
                 # A bug in apply() may leave the state half-changed: keep the
                 # pre-event bytes so the rest of the batch continues from them.
                 before = state.to_bytes()
-                replay = rec.partition == state.partition and rec.offset <= state.source_offset
                 state.expire(prov.received_us, dedup_horizon_us=self._dedup_us)
                 if isinstance(event, SurveyResponse):
                     outcome = state.apply_survey(event, prov.received_us, self.cap)
@@ -111,12 +124,12 @@ class TicketStage:
             state.partition = rec.partition
             state.source_offset = max(state.source_offset, rec.offset)
             dirty.add(key)
-            if replay:
-                self.metrics.replays_skipped.labels("tickets").inc()
-            else:
-                self.metrics.events.labels(prov.source, outcome.status).inc()
-            for obs in outcome.observations:
-                out[dims_key(obs.dims)].append(obs)
+            self.metrics.events.labels(prov.source, outcome.status).inc()
+            if outcome.status != "accepted":
+                continue  # a duplicate has no effect
+            for index, obs in enumerate(outcome.observations):
+                stamped = dataclasses.replace(obs, obs_id=obs_id(rec.partition, rec.offset, index))
+                out[dims_key(obs.dims)].append(stamped)
             if (
                 outcome.status == "accepted"
                 and isinstance(event, SurveyResponse)
@@ -148,11 +161,13 @@ class TicketStage:
             await self._sweep(partition, states)
         self.metrics.stage_batches.labels("tickets").inc()
 
-    async def _sweep(self, partition: int, fresh: dict[bytes, RouteState]) -> None:
+    async def _sweep(self, partition: int, offset: int, fresh: dict[bytes, RouteState]) -> None:
         """Drop expired ticket states of one partition (finished tickets,
         orphans, seen ids past the dedup horizon): memory stays bounded."""
         now = self._now_us()
         out: dict[bytes, list[Observation]] = defaultdict(list)
+        expired: list[bytes] = []
+        index = 0
         for key, raw in list(self.table.items()):
             if key in fresh:
                 continue
@@ -163,8 +178,21 @@ class TicketStage:
                 now, dedup_horizon_us=self._dedup_us, retention_us=self._retention_us
             ):
                 for obs in state.close_observations():
-                    out[dims_key(obs.dims)].append(obs)
-                del self.table[key]
-                self.metrics.table_writes.labels("tickets").inc()
-        for dkey, obs_list in out.items():
-            await self._send_observations(dkey, encode_batch(obs_list, []))
+                    stamped = dataclasses.replace(obs, obs_id=obs_id(partition, offset, index))
+                    index += 1
+                    out[dims_key(obs.dims)].append(stamped)
+                expired.append(key)
+        await _delivered(
+            [await self._send_observations(k, encode_batch(v, [])) for k, v in sorted(out.items())]
+        )
+        for key in expired:
+            del self.table[key]
+            self.metrics.table_writes.labels("tickets").inc()
+
+
+async def _delivered(results: list[Any]) -> None:
+    """Wait until every send is acknowledged by the broker (Faust returns
+    awaitable delivery futures; plain test doubles return None)."""
+    for result in results:
+        if inspect.isawaitable(result):
+            await result

@@ -1,0 +1,99 @@
+"""A mergeable, deletable quantile sketch with bounded relative error.
+
+Log-spaced buckets (as in DDSketch): a value v > 0 falls in bucket
+``ceil(log_gamma(v))`` with gamma = (1 + a) / (1 - a); every value in a bucket
+is within relative error ``a`` of the bucket's representative value. Counts
+are integers, so a value can be removed exactly (corrections to rolling
+windows) and sketches merge by adding counts. Zero is counted exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+RELATIVE_ACCURACY = 0.01
+_GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
+_LOG_GAMMA = math.log(_GAMMA)
+
+
+def bucket_of(value: int) -> int:
+    """Bucket index of a positive value."""
+    return math.ceil(math.log(value) / _LOG_GAMMA)
+
+
+def representative(index: int) -> float:
+    """The value reported for a bucket: within RELATIVE_ACCURACY of all its members."""
+    return 2.0 * _GAMMA**index / (_GAMMA + 1.0)
+
+
+class Sketch:
+    __slots__ = ("buckets", "zeros")
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, int] = {}
+        self.zeros = 0
+
+    @property
+    def count(self) -> int:
+        return self.zeros + sum(self.buckets.values())
+
+    def add(self, value: int, count: int = 1) -> None:
+        if value <= 0:
+            self.zeros += count
+            return
+        index = bucket_of(value)
+        self.buckets[index] = self.buckets.get(index, 0) + count
+
+    def remove(self, value: int, count: int = 1) -> None:
+        """Remove up to ``count`` occurrences; never below zero."""
+        if value <= 0:
+            self.zeros = max(0, self.zeros - count)
+            return
+        index = bucket_of(value)
+        left = self.buckets.get(index, 0) - count
+        if left > 0:
+            self.buckets[index] = left
+        else:
+            self.buckets.pop(index, None)
+
+    def merge(self, other: Sketch) -> None:
+        self.zeros += other.zeros
+        for index, n in other.buckets.items():
+            self.buckets[index] = self.buckets.get(index, 0) + n
+
+    @classmethod
+    def merged(cls, sketches: Iterable[Sketch]) -> Sketch:
+        out = cls()
+        for s in sketches:
+            out.merge(s)
+        return out
+
+    def quantile(self, q: float) -> float | None:
+        """Estimate of the nearest-rank value: sorted[max(0, ceil(q*n) - 1)]."""
+        n = self.count
+        if n == 0:
+            return None
+        rank = max(0, math.ceil(q * n) - 1)
+        if rank < self.zeros:
+            return 0.0
+        seen = self.zeros
+        for index in sorted(self.buckets):
+            seen += self.buckets[index]
+            if seen > rank:
+                return representative(index)
+        return representative(max(self.buckets))  # pragma: no cover - counts add up
+
+    def to_json(self) -> list[int]:
+        """[zeros, index, count, index, count, ...], sorted: compact and deterministic."""
+        flat = [self.zeros]
+        for index in sorted(self.buckets):
+            flat += (index, self.buckets[index])
+        return flat
+
+    @classmethod
+    def from_json(cls, flat: list[int]) -> Sketch:
+        s = cls()
+        s.zeros = flat[0]
+        s.buckets = {flat[i]: flat[i + 1] for i in range(1, len(flat), 2)}
+        return s
