@@ -28,6 +28,7 @@ from streams.pipeline.envelope import (
 )
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.records import Record
+from streams.pipeline.tables import key_partitioned_table
 from streams.pipeline.tickets_stage import TicketStage
 from streams.settings import Settings
 
@@ -103,16 +104,11 @@ class Pipeline:
         )
         self.deadletter_topic = app.topic(s.deadletter_topic, **RAW)
         self.alerts_topic = app.topic(s.alerts_topic, **RAW)
-        # use_partitioner: a coalesced write after a batch has no single
-        # "current event"; the key's hash picks the changelog partition, the
-        # same one the producer picked for the key on the input topic.
-        # Tables take the app's raw serializers (Table() has no serializer arguments).
-        self.tickets_table = app.Table(
-            "tickets", partitions=s.partitions, use_partitioner=True, key_type=bytes, value_type=bytes
-        )
-        self.windows_table = app.Table(
-            "windows", partitions=s.partitions, use_partitioner=True, key_type=bytes, value_type=bytes
-        )
+        # Coalesced writes happen after a batch, so the changelog partition
+        # comes from the key itself (see tables.py). Tables take the app's
+        # raw serializers.
+        self.tickets_table = key_partitioned_table(app, "tickets", s.partitions)
+        self.windows_table = key_partitioned_table(app, "windows", s.partitions)
         self.ingest = Ingest(s, self.metrics, self._send_route, self._send_deadletter)
         self.tickets = TicketStage(
             s,
