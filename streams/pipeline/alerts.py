@@ -12,19 +12,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from streams.alertmanager import AlertmanagerForwarder
-from streams.domain.aggregate import DimsState
-from streams.domain.alerting import AlertBook, AlertEvent, detractor_events
-from streams.domain.rules import RuleSet, default_ruleset, load_rules
-from streams.errors import SettingsError
+from streams.domain.alert_book import AlertBook, AlertEvent
+from streams.domain.alert_rules import RuleSet, default_ruleset, load_rules
+from streams.domain.windows import DimsState
+from streams.errors import RulesError, SettingsError
 from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.pipeline.forwarder import AlertmanagerForwarder
 from streams.settings import Settings
 
 
 class RuleAlerter:
-    def __init__(self, rules: RuleSet, dimensions: Sequence[str]) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        dimensions: Sequence[str],
+        forwarder: AlertmanagerForwarder | None = None,
+    ) -> None:
         self.rules = rules
         self.dimensions = tuple(dimensions)
+        self.forwarder = forwarder
         self.metrics: PipelineMetrics | None = None
 
     def _labels(self, dims: tuple[str, ...]) -> dict[str, str]:
@@ -35,25 +41,26 @@ class RuleAlerter:
         if self.metrics is not None:
             for doc in docs:
                 labels = doc["labels"]
-                self.metrics.alerts.labels(
-                    labels["alertname"], labels["severity"], doc["status"]
-                ).inc()
+                self.metrics.alerts.labels(labels["alertname"], labels["severity"], doc["status"]).inc()
         return docs
 
-    def evaluate(
-        self, dims: tuple[str, ...], state: DimsState, now_us: int
-    ) -> list[dict[str, Any]]:
+    def evaluate(self, dims: tuple[str, ...], state: DimsState, now_us: int) -> list[dict[str, Any]]:
         book = AlertBook.from_dict(state.alerts)
         snapshots = {snap.window: snap for snap in state.windows(now_us)}
         events = book.evaluate(self.rules, self._labels(dims), snapshots, now_us)
         state.alerts = book.to_dict()
+        if self.forwarder is not None:
+            # Alerts firing in state are re-posted even if this process did
+            # not emit them (it took the partition over after a restart).
+            for doc in book.firing_documents():
+                self.forwarder.keep_active(doc)
         return self._emit(events)
 
     def detractor(
         self, dims: tuple[str, ...], state: DimsState, response: dict[str, Any], now_us: int
     ) -> list[dict[str, Any]]:
         book = AlertBook.from_dict(state.alerts)
-        events = detractor_events(book, self.rules, self._labels(dims), response, now_us)
+        events = book.detractor(self.rules, self._labels(dims), response, now_us)
         state.alerts = book.to_dict()
         return self._emit(events)
 
@@ -63,8 +70,6 @@ class RuleAlerter:
 
 def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarder | None]:
     """Rules from --rules (or the built-in defaults); errors name the file and line."""
-    from streams.domain.rules import RulesError
-
     window_names = [w.name for w in settings.windows]
     if settings.rules is None:
         rules = default_ruleset(window_names)
@@ -76,4 +81,4 @@ def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarde
     forwarder = None
     if settings.alertmanager_url:
         forwarder = AlertmanagerForwarder(settings.alertmanager_url)
-    return RuleAlerter(rules, settings.dimensions), forwarder
+    return RuleAlerter(rules, settings.dimensions, forwarder), forwarder

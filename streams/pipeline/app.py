@@ -129,6 +129,8 @@ class Pipeline:
         )
         self._on_alert = on_alert
         self.alerter = alerter
+        if hasattr(alerter, "metrics"):
+            alerter.metrics = self.metrics  # cx_alerts_total on this worker's registry
         registry.register(CxCollector(s.dimensions, self._key_views))
         self._register_agents()
 

@@ -87,11 +87,8 @@ def test_incident_fires_resolves_and_survives_restart(
             assert d["fingerprint"] and d["startsAt"]
         nps = next(d for d in docs if d["labels"]["alertname"] == "CxNpsLow")
         assert nps["labels"]["window"] == "24h" and nps["labels"]["severity"] == "warning"
-        assert (
-            nps["value"] == pytest.approx(-100.0)
-            and nps["threshold"] == 0
-            and nps["sample_size"] == 40
-        )
+        assert nps["value"] == pytest.approx(-100.0) and nps["threshold"] == 0
+        assert 30 <= nps["sample_size"] <= 40  # fires at the first evaluation with enough samples
         det = [d for d in docs if d["labels"]["alertname"] == "CxDetractorResponse"]
         assert len({d["fingerprint"] for d in det}) == 3
         assert all(d["labels"]["severity"] == "info" for d in det)
