@@ -77,7 +77,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from streams.validate_file import run
 
     settings = _settings(args)
-    return run(args.file, sys.stdout, SystemClock().now_us(), settings.dimensions)
+    try:
+        return run(args.file, sys.stdout, SystemClock().now_us(), settings.dimensions)
+    except OSError as exc:
+        raise CxError(f"FILE: cannot read {args.file!r}: {exc.strerror}") from None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -79,7 +79,6 @@ class Settings:
     max_label_values: int = 100
     dedup_horizon_s: float = 86_400.0
     ticket_retention_s: float = 7 * 86_400.0
-    replay_horizon_s: float = 3_600.0
     tick_interval_s: float = 5.0
     sweep_interval_s: float = 300.0
     alertmanager_url: str | None = None
@@ -179,7 +178,6 @@ SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
     "max_label_values": ("--max-label-values", "CX_MAX_LABEL_VALUES", _int_in(1, 10_000)),
     "dedup_horizon_s": ("--dedup-horizon", "CX_DEDUP_HORIZON", _seconds_at_least(3600)),
     "ticket_retention_s": ("--ticket-retention", "CX_TICKET_RETENTION", _seconds_at_least(3600)),
-    "replay_horizon_s": ("--replay-horizon", "CX_REPLAY_HORIZON", _seconds_at_least(60)),
     "tick_interval_s": ("--tick-interval", "CX_TICK_INTERVAL", _seconds_at_least(0.1)),
     "sweep_interval_s": ("--sweep-interval", "CX_SWEEP_INTERVAL", _seconds_at_least(1)),
     "alertmanager_url": ("--alertmanager", "CX_ALERTMANAGER_URL", _url),

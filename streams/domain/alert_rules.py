@@ -184,7 +184,7 @@ def _line(node: yaml.Node) -> int:
 def _pairs(node: yaml.Node, path: str, where: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
     if not isinstance(node, yaml.MappingNode):
         raise RulesError(f"{where}:{_line(node)}: {path} must be a mapping")
-    out = []
+    out: list[tuple[str, yaml.Node, yaml.Node]] = []
     for key_node, value_node in node.value:
         if not isinstance(key_node, yaml.ScalarNode):
             raise RulesError(f"{where}:{_line(key_node)}: {path} keys must be strings")

@@ -152,8 +152,13 @@ _SEVERITY = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _LABEL = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
 _DIM_VALUE = re.compile(r"^[a-z0-9][a-z0-9 _./:-]{0,63}$")
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
-_UNIT_US: Final = {"ms": 1_000, "s": US_PER_S, "m": 60 * US_PER_S, "h": 3600 * US_PER_S}
-_UNIT_US_D: Final = {**_UNIT_US, "d": 86_400 * US_PER_S}
+_UNIT_US: Final = {
+    "ms": 1_000,
+    "s": US_PER_S,
+    "m": 60 * US_PER_S,
+    "h": 3600 * US_PER_S,
+    "d": 86_400 * US_PER_S,
+}
 
 
 # ---------------------------------------------------------------------------
@@ -558,9 +563,7 @@ class _Loader:
             if key == "<<":
                 raise self.fail(key_node, where, "merge keys (<<) are not supported")
             if known is not None and key not in known:
-                raise self.fail(
-                    key_node, where, f"unknown key {key!r} (known: {', '.join(known)})"
-                )
+                raise self.fail(key_node, where, f"unknown key {key!r} (known: {', '.join(known)})")
             if key in out:
                 raise self.fail(key_node, where, f"key {key!r} is given twice")
             out[key] = (key_node, value_node)
@@ -594,7 +597,7 @@ class _Loader:
             raise self.fail(node, where, f"{value!r} is not a string (quote it)")
         return value
 
-    def duration_us(self, node: yaml.Node, where: str, allow_days: bool = True) -> int:
+    def duration_us(self, node: yaml.Node, where: str) -> int:
         value = self.scalar(node, where)
         if isinstance(value, int | float) and not isinstance(value, bool):
             if not (math.isfinite(value) and value >= 0):
@@ -605,8 +608,7 @@ class _Loader:
             raise self.fail(
                 node, where, f"{value!r} is not a duration like 30s, 10m, 2h, 1d or seconds"
             )
-        units = _UNIT_US_D if allow_days else _UNIT_US
-        return int(match.group(1)) * units[match.group(2)]
+        return int(match.group(1)) * _UNIT_US[match.group(2)]
 
     def template(self, node: yaml.Node, where: str, numeric: Sequence[str]) -> str:
         text = self.text(node, where)
@@ -617,9 +619,7 @@ class _Loader:
 
     # -- sections -------------------------------------------------------------
 
-    def rule(
-        self, node: yaml.Node, where: str
-    ) -> tuple[str, yaml.Node, Rule | None]:
+    def rule(self, node: yaml.Node, where: str) -> tuple[str, yaml.Node, Rule | None]:
         """(alertname, its node, the rule or None for ``enabled: false``)."""
         keys = self.mapping(node, where, _RULE_KEYS)
         if "alertname" not in keys:

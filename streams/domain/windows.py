@@ -330,7 +330,7 @@ class DimsState:
             # A window whose length changed under the same name starts afresh.
             if stored is not None and stored[0] == spec.seconds:
                 state.series[spec.name] = {s: _Bucket.from_json(b) for s, b in stored[1]}
-        state.pending = [tuple(p) for p in doc["pend"]]  # type: ignore[misc]
+        state.pending = [(k, pl, v, s) for k, pl, v, s in doc["pend"]]
         state.hwm = {p: (o, s) for p, o, s in doc["hwm"]}
         c = doc["c"]
         state.nps = dict(c["nps"])

@@ -97,9 +97,7 @@ class AggregateStage:
         return None if raw is None else self.cache.get(key, raw)
 
     def _new(self, key: bytes) -> DimsState:
-        state = DimsState.new(dims_from_key(key), self.settings.windows)
-        state.replay_horizon_us = int(self.settings.replay_horizon_s * 1_000_000)
-        return state
+        return DimsState.new(dims_from_key(key), self.settings.windows)
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
         now = self._now_us()

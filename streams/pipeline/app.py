@@ -222,11 +222,11 @@ class Pipeline:
                 await self.aggregate.handle_batch([_record(e) for e in events])
                 yield None
 
-        @app.timer(self.settings.tick_interval_s)
+        @app.timer(self.settings.tick_interval_s)  # type: ignore[untyped-decorator]
         async def tick_aggregate() -> None:
             await self._tick(self.obs_topic)
 
-        @app.timer(self.settings.sweep_interval_s)
+        @app.timer(self.settings.sweep_interval_s)  # type: ignore[untyped-decorator]
         async def tick_tickets() -> None:
             await self._tick(self.route_topic)
 

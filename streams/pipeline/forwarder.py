@@ -101,12 +101,14 @@ class AlertmanagerForwarder:
                     backoff = min(backoff * 2, 60.0)
                     self._wake.set()  # retry
 
-    def as_service(self) -> Service:
+    def as_service(self) -> type[Service]:
+        """A mode Service class for ``app.service()``: the loop runs (and
+        stops) with the worker."""
         forwarder = self
 
-        class _ForwarderService(Service):
+        class AlertmanagerForwarding(Service):
             @Service.task
             async def _run(self) -> None:
                 await forwarder.run()
 
-        return _ForwarderService()
+        return AlertmanagerForwarding

@@ -19,10 +19,10 @@ from aiokafka.partitioner import murmur2
 
 def key_partition(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner for a keyed record (Java and aiokafka agree)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-class KeyPartitionedTable(faust.Table):  # type: ignore[misc]
+class KeyPartitionedTable(faust.Table):  # type: ignore[type-arg]
     def partition_for_key(self, key: Any) -> int:
         partitions = self.partitions or self.app.conf.topic_partitions
         return key_partition(bytes(key), int(partitions))

@@ -150,15 +150,20 @@ class TicketStage:
                     }
                 )
 
-        for key in dirty:
-            self.table[key] = states[key].to_bytes()
-            self.metrics.table_writes.labels("tickets").inc()
-        for dkey in out.keys() | detractors.keys():
+        # Deliver first, then persist: a written state never stands for
+        # observations that were lost in a crash.
+        pending = [
             await self._send_observations(
                 dkey, encode_batch(out.get(dkey, []), detractors.get(dkey, []))
             )
-        for partition in ticks:
-            await self._sweep(partition, states)
+            for dkey in sorted(out.keys() | detractors.keys())
+        ]
+        await _delivered(pending)
+        for key in dirty:
+            self.table[key] = states[key].to_bytes()
+            self.metrics.table_writes.labels("tickets").inc()
+        for partition, offset in ticks:
+            await self._sweep(partition, offset, states)
         self.metrics.stage_batches.labels("tickets").inc()
 
     async def _sweep(self, partition: int, offset: int, fresh: dict[bytes, RouteState]) -> None:
