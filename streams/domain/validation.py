@@ -106,7 +106,13 @@ def _string(doc: dict[str, Any], field: str, *, required: bool, max_chars: int) 
 
 
 def normalise_dimension(value: str) -> str | None:
-    """Trim and lower-case; None when the result breaks the pattern."""
+    """Trim and lower-case; None when the result breaks the pattern.
+
+    Only ASCII input is admitted: str.lower() maps some non-ASCII letters
+    (the Kelvin sign) to ASCII ones, which no JSON Schema pattern can mirror.
+    """
+    if not value.isascii():
+        return None
     normal = value.strip(_WHITESPACE).lower()
     return normal if _DIMENSION.fullmatch(normal) else None
 
