@@ -136,8 +136,19 @@ VALID_DOCS = [
 def mutated(draw: st.DrawFn) -> dict[str, Any]:
     doc = dict(draw(st.sampled_from(VALID_DOCS)))
     for _ in range(draw(st.integers(0, 3))):
-        action = draw(st.sampled_from(["drop", "set", "add"]))
-        if action == "drop" and doc:
+        action = draw(st.sampled_from(["drop", "set", "add", "dimension", "field"]))
+        if action == "dimension":
+            # Dimension values: near-valid strings and arbitrary JSON.
+            doc[draw(st.sampled_from(["channel", "team"]))] = draw(
+                st.text(alphabet=" \t\nabcXYZ09_./:-!é\u212a", max_size=70) | json_values
+            )
+        elif action == "field":
+            key = draw(st.sampled_from(["score", "author", "priority", "event_id", "ticket_id", "occurred_at", "comment", "type"]))
+            doc[key] = draw(
+                st.integers(-2, 12) | st.sampled_from(["agent", "bot", "low", "x", "", "survey.csat", "ticket.replied", T, "2027-01-15T07:59:00", "2027-01-15T07:59:00+02:00\n"])
+                | json_values
+            )
+        elif action == "drop" and doc:
             doc.pop(draw(st.sampled_from(sorted(doc))))
         elif action == "set" and doc:
             doc[draw(st.sampled_from(sorted(doc)))] = draw(json_values)
