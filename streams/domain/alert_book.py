@@ -22,7 +22,7 @@ from typing import Any
 from streams.domain.alert_rules import Rule, RuleSet
 from streams.domain.model import US_PER_S, WindowSnapshot
 
-DETRACTOR_WINDOW = "24h"
+DETRACTOR_WINDOW = "response"  # a per-response alert belongs to no rolling window
 
 
 def rfc3339(us: int) -> str:
