@@ -37,7 +37,7 @@ typecheck: ## mypy --strict
 check: lint typecheck test ## everything CI checks
 
 bench: setup ## benchmarks: print figures, assert nothing
-	@$(PY) bench/window_memory.py
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 kafka-start: setup ## a local broker on 127.0.0.1:9092 (state in .cx-run/kafka)
 	@deploy/kafka-local/kafka.sh start
