@@ -126,6 +126,11 @@ class TrafficGenerator:
                 "score": score,
                 "respondent_id": f"cust-{rng.randrange(100000)}",
             }
+            # Survey tools wired to the desk usually copy the ticket's
+            # dimensions; without them a survey processed before its
+            # ticket.created would count as unknown/unknown.
+            if rng.random() < 0.9:
+                survey["channel"], survey["team"] = channel, team
             if kind == "survey.nps" and score <= 6 and rng.random() < 0.5:
                 survey["comment"] = rng.choice(
                     ["Took far too long.", "Nobody answered my question.", "Had to explain twice."]
