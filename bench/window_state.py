@@ -39,7 +39,12 @@ def build(n: int, seed: int = 1) -> tuple[DimsState, float]:
             value = rng.randint(1, 7)
         else:
             value = rng.randint(0, 1)
-        state.apply(Observation(kind, dims, now - rng.randint(0, 600) * S, value, obs_id(i % 8, i, 0), "normal"), now)  # type: ignore[arg-type]
+        state.apply(
+            Observation(
+                kind, dims, now - rng.randint(0, 600) * S, value, obs_id(i % 8, i, 0), "normal"
+            ),
+            now,
+        )  # type: ignore[arg-type]
         if i % 10_000 == 0:
             state.expire(now)
     state.expire(now)

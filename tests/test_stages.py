@@ -179,7 +179,9 @@ def test_replayed_batches_change_nothing() -> None:
     before_obs = len(h.obs)
     h.run_tickets(h.route)
     assert len(h.obs) == before_obs
-    assert h.registry.get_sample_value("cx_replays_skipped_total", {"stage": "tickets"}) == len(h.route)
+    assert h.registry.get_sample_value("cx_replays_skipped_total", {"stage": "tickets"}) == len(
+        h.route
+    )
 
     # A crash after the observations were delivered but before the states
     # were written: the states are recomputed from scratch and the same

@@ -27,7 +27,8 @@ DETRACTOR_WINDOW = "response"  # a per-response alert belongs to no rolling wind
 
 def rfc3339(us: int) -> str:
     return (
-        dt.datetime.fromtimestamp(us // US_PER_S, dt.UTC).replace(microsecond=us % US_PER_S)
+        dt.datetime.fromtimestamp(us // US_PER_S, dt.UTC)
+        .replace(microsecond=us % US_PER_S)
         .isoformat(timespec="milliseconds")
         .replace("+00:00", "Z")
     )
@@ -76,7 +77,9 @@ def _render(template: str, fields: Mapping[str, Any]) -> str:
 class AlertBook:
     """Alert state of one dims key: ``rules`` by alertname, ``responses`` by event id."""
 
-    def __init__(self, rules: dict[str, dict[str, Any]], responses: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self, rules: dict[str, dict[str, Any]], responses: dict[str, dict[str, Any]]
+    ) -> None:
         self.rules = rules
         self.responses = responses
 
@@ -93,7 +96,12 @@ class AlertBook:
         return out
 
     def _labels(self, rule: Rule, labels: Mapping[str, str]) -> dict[str, str]:
-        return {"alertname": rule.alertname, "severity": rule.severity, "window": rule.window, **labels}
+        return {
+            "alertname": rule.alertname,
+            "severity": rule.severity,
+            "window": rule.window,
+            **labels,
+        }
 
     def evaluate(
         self,
@@ -114,7 +122,9 @@ class AlertBook:
             if state == "firing":
                 assert entry is not None
                 if rule.recovered(value, samples):
-                    events.append(self._event(rule, labels, entry, "resolved", value, samples, now_us))
+                    events.append(
+                        self._event(rule, labels, entry, "resolved", value, samples, now_us)
+                    )
                     del self.rules[rule.alertname]
                 continue
             if not rule.breached(value, samples):
@@ -131,8 +141,16 @@ class AlertBook:
             entry = self.rules.pop(name)
             if entry["state"] == "firing":
                 events.append(
-                    AlertEvent("resolved", entry["labels"], entry["annotations"], entry["starts"],
-                               now_us, None, None, None)
+                    AlertEvent(
+                        "resolved",
+                        entry["labels"],
+                        entry["annotations"],
+                        entry["starts"],
+                        now_us,
+                        None,
+                        None,
+                        None,
+                    )
                 )
         events.extend(self._expire_responses(now_us))
         return events
@@ -150,8 +168,13 @@ class AlertBook:
         full = self._labels(rule, labels)
         if status == "firing":
             fields = {
-                **labels, "alertname": rule.alertname, "metric": rule.metric, "op": rule.op,
-                "value": value, "threshold": rule.threshold, "window": rule.window,
+                **labels,
+                "alertname": rule.alertname,
+                "metric": rule.metric,
+                "op": rule.op,
+                "value": value,
+                "threshold": rule.threshold,
+                "window": rule.window,
                 "sample_size": samples,
             }
             entry["labels"] = full
@@ -160,8 +183,14 @@ class AlertBook:
                 "description": _render(rule.description, fields),
             }
         return AlertEvent(
-            status, full, dict(entry.get("annotations", {})), entry["starts"],
-            now_us if status == "resolved" else None, value, rule.threshold, samples,
+            status,
+            full,
+            dict(entry.get("annotations", {})),
+            entry["starts"],
+            now_us if status == "resolved" else None,
+            value,
+            rule.threshold,
+            samples,
         )
 
     # -- per-response alerts ------------------------------------------------------
@@ -178,8 +207,11 @@ class AlertBook:
         if not rule.enabled or event_id in self.responses:
             return []
         full = {
-            "alertname": rule.alertname, "severity": rule.severity, "window": DETRACTOR_WINDOW,
-            **labels, "event_id": event_id,
+            "alertname": rule.alertname,
+            "severity": rule.severity,
+            "window": DETRACTOR_WINDOW,
+            **labels,
+            "event_id": event_id,
         }
         annotations = {
             "summary": f"NPS detractor ({response['score']}) on {labels.get('channel')}/{labels.get('team')}",
@@ -196,15 +228,25 @@ class AlertBook:
             "due": starts + int(rule.resolve_after_s * US_PER_S),
             "score": response["score"],
         }
-        return [AlertEvent("firing", full, annotations, starts, None, float(response["score"]), 6.0, 1)]
+        return [
+            AlertEvent("firing", full, annotations, starts, None, float(response["score"]), 6.0, 1)
+        ]
 
     def _expire_responses(self, now_us: int) -> list[AlertEvent]:
         events = []
         for event_id in [k for k, v in self.responses.items() if v["due"] <= now_us]:
             entry = self.responses.pop(event_id)
             events.append(
-                AlertEvent("resolved", entry["labels"], entry["annotations"], entry["starts"],
-                           now_us, float(entry["score"]), 6.0, 1)
+                AlertEvent(
+                    "resolved",
+                    entry["labels"],
+                    entry["annotations"],
+                    entry["starts"],
+                    now_us,
+                    float(entry["score"]),
+                    6.0,
+                    1,
+                )
             )
         return events
 
@@ -214,8 +256,16 @@ class AlertBook:
         for entry in [*self.rules.values(), *self.responses.values()]:
             if entry.get("state", "firing") == "firing" and "labels" in entry:
                 docs.append(
-                    AlertEvent("firing", entry["labels"], entry["annotations"], entry["starts"],
-                               None, None, None, None).to_dict()
+                    AlertEvent(
+                        "firing",
+                        entry["labels"],
+                        entry["annotations"],
+                        entry["starts"],
+                        None,
+                        None,
+                        None,
+                        None,
+                    ).to_dict()
                 )
         return docs
 

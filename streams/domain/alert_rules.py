@@ -118,7 +118,11 @@ class Rule:
         return METRICS[self.metric](snapshot)
 
     def breached(self, value: float | None, samples: int) -> bool:
-        return value is not None and samples >= self.min_samples and OPS[self.op](value, self.threshold)
+        return (
+            value is not None
+            and samples >= self.min_samples
+            and OPS[self.op](value, self.threshold)
+        )
 
     def recovered(self, value: float | None, samples: int) -> bool:
         """A firing alert ends when its evidence is gone or the value is back
@@ -147,18 +151,50 @@ class RuleSet:
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
-    Rule("CxNpsLow", "nps_score", "24h", "<", 0, 30, "warning",
-         summary="NPS below 0 on {channel}/{team}",
-         description="24h NPS is {value:.1f} over {sample_size} responses (threshold < 0)."),
-    Rule("CxCsatLow", "csat_ratio", "24h", "<", 0.70, 30, "warning",
-         summary="CSAT below 70% on {channel}/{team}",
-         description="24h CSAT ratio is {value:.2f} over {sample_size} responses (threshold < 0.70)."),
-    Rule("CxFirstResponseSlow", "first_response_p90", "1h", ">", 14_400, 20, "critical",
-         summary="First responses slower than 4h on {channel}/{team}",
-         description="1h p90 first response time is {value:.0f}s over {sample_size} tickets (threshold > 14400s)."),
-    Rule("CxFcrLow", "fcr_ratio", "7d", "<", 0.50, 50, "warning",
-         summary="First-contact resolution below 50% on {channel}/{team}",
-         description="7d FCR ratio is {value:.2f} over {sample_size} tickets (threshold < 0.50)."),
+    Rule(
+        "CxNpsLow",
+        "nps_score",
+        "24h",
+        "<",
+        0,
+        30,
+        "warning",
+        summary="NPS below 0 on {channel}/{team}",
+        description="24h NPS is {value:.1f} over {sample_size} responses (threshold < 0).",
+    ),
+    Rule(
+        "CxCsatLow",
+        "csat_ratio",
+        "24h",
+        "<",
+        0.70,
+        30,
+        "warning",
+        summary="CSAT below 70% on {channel}/{team}",
+        description="24h CSAT ratio is {value:.2f} over {sample_size} responses (threshold < 0.70).",
+    ),
+    Rule(
+        "CxFirstResponseSlow",
+        "first_response_p90",
+        "1h",
+        ">",
+        14_400,
+        20,
+        "critical",
+        summary="First responses slower than 4h on {channel}/{team}",
+        description="1h p90 first response time is {value:.0f}s over {sample_size} tickets (threshold > 14400s).",
+    ),
+    Rule(
+        "CxFcrLow",
+        "fcr_ratio",
+        "7d",
+        "<",
+        0.50,
+        50,
+        "warning",
+        summary="First-contact resolution below 50% on {channel}/{team}",
+        description="7d FCR ratio is {value:.2f} over {sample_size} tickets (threshold < 0.50).",
+    ),
 )
 
 
@@ -170,8 +206,18 @@ def default_ruleset(window_names: Sequence[str]) -> RuleSet:
 # -- YAML ---------------------------------------------------------------------
 
 _RULE_KEYS = {
-    "alert", "metric", "window", "op", "threshold", "resolve_threshold", "min_samples",
-    "for", "severity", "labels", "summary", "description",
+    "alert",
+    "metric",
+    "window",
+    "op",
+    "threshold",
+    "resolve_threshold",
+    "min_samples",
+    "for",
+    "severity",
+    "labels",
+    "summary",
+    "description",
 }
 _TOP_KEYS = {"defaults", "rules", "detractor"}
 _DETRACTOR_KEYS = {"enabled", "severity", "resolve_after"}
@@ -209,7 +255,9 @@ def _duration(node: yaml.Node, key: str, where: str) -> float:
     value = _scalar(node, key, where)
     match = _DURATION.match(str(value))
     if match is None:
-        raise RulesError(f"{where}:{_line(node)}: {key} must be a duration like 30s, 5m, 24h, got {value!r}")
+        raise RulesError(
+            f"{where}:{_line(node)}: {key} must be a duration like 30s, 5m, 24h, got {value!r}"
+        )
     return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
@@ -218,34 +266,49 @@ def _rule(node: yaml.Node, window_names: Sequence[str], where: str) -> Rule:
     seen: dict[str, yaml.Node] = {}
     for key, key_node, value_node in _pairs(node, "a rule", where):
         if key not in _RULE_KEYS:
-            raise RulesError(f"{where}:{_line(key_node)}: unknown rule key {key!r} (known: {', '.join(sorted(_RULE_KEYS))})")
+            raise RulesError(
+                f"{where}:{_line(key_node)}: unknown rule key {key!r} (known: {', '.join(sorted(_RULE_KEYS))})"
+            )
         seen[key] = value_node
     for required in ("alert", "metric", "window", "op", "threshold", "min_samples", "severity"):
         if required not in seen:
             raise RulesError(f"{where}:{_line(node)}: rule is missing {required!r}")
     name = str(_scalar(seen["alert"], "alert", where))
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise RulesError(f"{where}:{_line(seen['alert'])}: alert {name!r} is not a valid alert name")
+        raise RulesError(
+            f"{where}:{_line(seen['alert'])}: alert {name!r} is not a valid alert name"
+        )
     metric = str(_scalar(seen["metric"], "metric", where))
     if metric not in METRICS:
-        raise RulesError(f"{where}:{_line(seen['metric'])}: unknown metric {metric!r} (known: {', '.join(sorted(METRICS))})")
+        raise RulesError(
+            f"{where}:{_line(seen['metric'])}: unknown metric {metric!r} (known: {', '.join(sorted(METRICS))})"
+        )
     window = str(_scalar(seen["window"], "window", where))
     if window not in window_names:
-        raise RulesError(f"{where}:{_line(seen['window'])}: window {window!r} is not configured (windows: {', '.join(window_names)})")
+        raise RulesError(
+            f"{where}:{_line(seen['window'])}: window {window!r} is not configured (windows: {', '.join(window_names)})"
+        )
     op = str(_scalar(seen["op"], "op", where))
     if op not in OPS:
         raise RulesError(f"{where}:{_line(seen['op'])}: op {op!r} must be one of < <= > >=")
     min_samples = _number(seen["min_samples"], "min_samples", where)
     if min_samples < 0 or min_samples != int(min_samples):
-        raise RulesError(f"{where}:{_line(seen['min_samples'])}: min_samples must be a whole number >= 0")
+        raise RulesError(
+            f"{where}:{_line(seen['min_samples'])}: min_samples must be a whole number >= 0"
+        )
     fields_.update(
-        alertname=name, metric=metric, window=window, op=op,
+        alertname=name,
+        metric=metric,
+        window=window,
+        op=op,
         threshold=_number(seen["threshold"], "threshold", where),
         min_samples=int(min_samples),
         severity=str(_scalar(seen["severity"], "severity", where)),
     )
     if "resolve_threshold" in seen:
-        fields_["resolve_threshold"] = _number(seen["resolve_threshold"], "resolve_threshold", where)
+        fields_["resolve_threshold"] = _number(
+            seen["resolve_threshold"], "resolve_threshold", where
+        )
     if "for" in seen:
         fields_["for_s"] = _duration(seen["for"], "for", where)
     if "labels" in seen:
@@ -259,14 +322,23 @@ def _rule(node: yaml.Node, window_names: Sequence[str], where: str) -> Rule:
             try:
                 template.format(**_SAMPLE_FIELDS)
             except (KeyError, IndexError, ValueError) as exc:
-                raise RulesError(f"{where}:{_line(seen[text_key])}: {text_key} template is invalid: {exc!r}") from None
+                raise RulesError(
+                    f"{where}:{_line(seen[text_key])}: {text_key} template is invalid: {exc!r}"
+                ) from None
             fields_[text_key] = template
     return Rule(**fields_)
 
 
 _SAMPLE_FIELDS: dict[str, Any] = {
-    "alertname": "X", "metric": "nps_score", "value": 1.0, "threshold": 0.0, "op": "<",
-    "window": "24h", "sample_size": 1, "channel": "c", "team": "t",
+    "alertname": "X",
+    "metric": "nps_score",
+    "value": 1.0,
+    "threshold": 0.0,
+    "op": "<",
+    "window": "24h",
+    "sample_size": 1,
+    "channel": "c",
+    "team": "t",
 }
 
 
@@ -290,7 +362,9 @@ def load_rules(path: str, window_names: Sequence[str]) -> RuleSet:
     detractor = DetractorRule()
     for key, key_node, value_node in _pairs(root, "the rules file", path):
         if key not in _TOP_KEYS:
-            raise RulesError(f"{path}:{_line(key_node)}: unknown key {key!r} (known: defaults, rules, detractor)")
+            raise RulesError(
+                f"{path}:{_line(key_node)}: unknown key {key!r} (known: defaults, rules, detractor)"
+            )
         if key == "defaults":
             flag = _scalar(value_node, "defaults", path)
             if not isinstance(flag, bool):

@@ -184,7 +184,10 @@ class RouteState:
                 for t in due:
                     obs("reopened", t, 1)
 
-        is_open = self.latest_status is not None and self.latest_status[1] != _STATUS_RANK["ticket.resolved"]
+        is_open = (
+            self.latest_status is not None
+            and self.latest_status[1] != _STATUS_RANK["ticket.resolved"]
+        )
         if is_open != self.open_emitted:
             obs("open", c.occurred_us, 1 if is_open else -1, counted=False)
             self.open_emitted = is_open

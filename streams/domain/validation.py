@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -41,11 +41,11 @@ _DIMENSION = re.compile(r"[a-z0-9][a-z0-9 _./:-]{0,63}")
 _TIMESTAMP = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})"
 )
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _WHITESPACE = " \t\r\n"
 
 
-class _Invalid(Exception):
+class _InvalidError(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
@@ -69,7 +69,7 @@ def parse_timestamp_us(text: str) -> int | None:
     year, month, day, hour, minute, second, frac, offset = match.groups()
     try:
         if offset in ("Z", "z"):
-            tz = timezone.utc
+            tz = UTC
         else:
             sign = 1 if offset[0] == "+" else -1
             oh, om = int(offset[1:3]), int(offset[4:6])
@@ -94,14 +94,14 @@ def _string(doc: dict[str, Any], field: str, *, required: bool, max_chars: int) 
     value = doc.get(field)
     if value is None:
         if required:
-            raise _Invalid("schema", f"{field} is required")
+            raise _InvalidError("schema", f"{field} is required")
         return None
     if not isinstance(value, str):
-        raise _Invalid("schema", f"{field} must be a string, got {type(value).__name__}")
+        raise _InvalidError("schema", f"{field} must be a string, got {type(value).__name__}")
     if required and not 1 <= len(value) <= max_chars:
-        raise _Invalid("schema", f"{field} must be 1-{max_chars} characters")
+        raise _InvalidError("schema", f"{field} must be 1-{max_chars} characters")
     if not required and len(value) > max_chars:
-        raise _Invalid("schema", f"{field} must be at most {max_chars} characters")
+        raise _InvalidError("schema", f"{field} must be at most {max_chars} characters")
     return value
 
 
@@ -124,22 +124,30 @@ def _dims(doc: dict[str, Any], names: Sequence[str]) -> dict[str, str]:
         if value is None:  # missing or null: the dimension is unknown
             continue
         if not isinstance(value, str):
-            raise _Invalid("schema", f"{name} must be a string, got {type(value).__name__}")
+            raise _InvalidError("schema", f"{name} must be a string, got {type(value).__name__}")
         normal = normalise_dimension(value)
         if normal is None:
-            raise _Invalid(
+            raise _InvalidError(
                 "schema", f"{name} {_show(value)} does not match [a-z0-9][a-z0-9 _./:-]{{0,63}}"
             )
         out[name] = normal
     return out
 
 
-def _check(raw: bytes | None, source: Source, now_us: int, dimensions: Sequence[str],
-           max_bytes: int, future_tolerance_us: int) -> Event:
+def _check(
+    raw: bytes | None,
+    source: Source,
+    now_us: int,
+    dimensions: Sequence[str],
+    max_bytes: int,
+    future_tolerance_us: int,
+) -> Event:
     if raw is None:
-        raise _Invalid("malformed", "the record has no value")
+        raise _InvalidError("malformed", "the record has no value")
     if len(raw) > max_bytes:
-        raise _Invalid("too_large", f"value is {len(raw)} bytes, over the {max_bytes} byte limit")
+        raise _InvalidError(
+            "too_large", f"value is {len(raw)} bytes, over the {max_bytes} byte limit"
+        )
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -147,30 +155,31 @@ def _check(raw: bytes | None, source: Source, now_us: int, dimensions: Sequence[
         try:
             raw.decode("utf-8")
         except UnicodeDecodeError:
-            raise _Invalid("malformed", "value is not valid UTF-8") from None
-        raise _Invalid("malformed", f"value is not JSON: {str(exc)[:80]}") from None
+            raise _InvalidError("malformed", "value is not valid UTF-8") from None
+        raise _InvalidError("malformed", f"value is not JSON: {str(exc)[:80]}") from None
     if not isinstance(doc, dict):
-        raise _Invalid("malformed", f"value is a JSON {type(doc).__name__}, not an object")
+        raise _InvalidError("malformed", f"value is a JSON {type(doc).__name__}, not an object")
 
     kind = doc.get("type")
     if kind is None:
-        raise _Invalid("schema", "type is required")
+        raise _InvalidError("schema", "type is required")
     if not isinstance(kind, str):
-        raise _Invalid("schema", f"type must be a string, got {type(kind).__name__}")
+        raise _InvalidError("schema", f"type must be a string, got {type(kind).__name__}")
     allowed = TICKET_TYPES if source == "tickets" else SURVEY_TYPES
     if kind not in allowed:
-        raise _Invalid("unknown_type", f"type {_show(kind)} is not a {source} event type")
+        raise _InvalidError("unknown_type", f"type {_show(kind)} is not a {source} event type")
 
     event_id = _string(doc, "event_id", required=True, max_chars=MAX_ID_CHARS)
     occurred_raw = doc.get("occurred_at")
     if occurred_raw is None:
-        raise _Invalid("schema", "occurred_at is required")
+        raise _InvalidError("schema", "occurred_at is required")
     if not isinstance(occurred_raw, str):
-        raise _Invalid("schema", "occurred_at must be an RFC 3339 string")
+        raise _InvalidError("schema", "occurred_at must be an RFC 3339 string")
     occurred_us = parse_timestamp_us(occurred_raw)
     if occurred_us is None:
-        raise _Invalid(
-            "schema", f"occurred_at {_show(occurred_raw)} is not RFC 3339 with an offset (Z or +hh:mm)"
+        raise _InvalidError(
+            "schema",
+            f"occurred_at {_show(occurred_raw)} is not RFC 3339 with an offset (Z or +hh:mm)",
         )
     dims = _dims(doc, dimensions)
     assert event_id is not None
@@ -183,34 +192,42 @@ def _check(raw: bytes | None, source: Source, now_us: int, dimensions: Sequence[
         if kind == "ticket.created":
             priority = doc.get("priority")
             if priority is not None and priority not in PRIORITIES:
-                raise _Invalid("schema", f"priority {_show(priority)} is not one of {', '.join(PRIORITIES)}")
+                raise _InvalidError(
+                    "schema", f"priority {_show(priority)} is not one of {', '.join(PRIORITIES)}"
+                )
         elif kind == "ticket.replied":
             author = doc.get("author")
             if author is None:
-                raise _Invalid("schema", "author is required on ticket.replied")
+                raise _InvalidError("schema", "author is required on ticket.replied")
             if author not in AUTHORS:
-                raise _Invalid("schema", f"author {_show(author)} is not one of {', '.join(AUTHORS)}")
+                raise _InvalidError(
+                    "schema", f"author {_show(author)} is not one of {', '.join(AUTHORS)}"
+                )
         event = TicketEvent(event_id, kind, occurred_us, ticket_id, dims, priority, author)
     else:
         score = doc.get("score")
         if score is None:
-            raise _Invalid("schema", "score is required")
+            raise _InvalidError("schema", "score is required")
         # bool is an int in Python; JSON true is not a score. Neither is 9.5.
         if isinstance(score, bool) or not isinstance(score, int):
-            raise _Invalid("schema", f"score must be a JSON integer, got {_show(score)}")
+            raise _InvalidError("schema", f"score must be a JSON integer, got {_show(score)}")
         ticket_id = _string(doc, "ticket_id", required=False, max_chars=MAX_ID_CHARS)
         if ticket_id == "":
-            raise _Invalid("schema", "ticket_id must be 1-128 characters")
+            raise _InvalidError("schema", "ticket_id must be 1-128 characters")
         comment = _string(doc, "comment", required=False, max_chars=MAX_COMMENT_CHARS)
         respondent = _string(doc, "respondent_id", required=False, max_chars=MAX_RESPONDENT_CHARS)
         lo, hi = SCORE_RANGES[kind]
         if not lo <= score <= hi:
-            raise _Invalid("out_of_range", f"score {score} is outside {lo}-{hi} for {kind}")
-        event = SurveyResponse(event_id, kind, occurred_us, score, dims, ticket_id, comment, respondent)
+            raise _InvalidError("out_of_range", f"score {score} is outside {lo}-{hi} for {kind}")
+        event = SurveyResponse(
+            event_id, kind, occurred_us, score, dims, ticket_id, comment, respondent
+        )
 
     if occurred_us > now_us + future_tolerance_us:
         ahead = (occurred_us - now_us) / 1e6
-        raise _Invalid("future_timestamp", f"occurred_at is {ahead:.0f}s after the processing time")
+        raise _InvalidError(
+            "future_timestamp", f"occurred_at is {ahead:.0f}s after the processing time"
+        )
     return event
 
 
@@ -226,7 +243,7 @@ def decode(
     """Validate one input record of ``source`` at processing time ``now_us``."""
     try:
         return _check(raw, source, now_us, dimensions, max_bytes, future_tolerance_us)
-    except _Invalid as inv:
+    except _InvalidError as inv:
         return Rejection(inv.reason, inv.detail)
     except RecursionError:
         return Rejection("malformed", "value nests too deeply")

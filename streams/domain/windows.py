@@ -262,7 +262,9 @@ class DimsState:
             width = _window_edge(spec)
             edge = now_us - spec.us
             live = [
-                b for start, b in self.series[spec.name].items() if start + width > edge and start <= now_us
+                b
+                for start, b in self.series[spec.name].items()
+                if start + width > edge and start <= now_us
             ]
             extra = _Bucket()
             for kind, placed, value, sign in self.pending:
@@ -299,7 +301,10 @@ class DimsState:
             "o": self.source_offset,
             "a": self.alerts,
             "w": {
-                spec.name: [spec.seconds, [[s, b.to_json()] for s, b in sorted(self.series[spec.name].items())]]
+                spec.name: [
+                    spec.seconds,
+                    [[s, b.to_json()] for s, b in sorted(self.series[spec.name].items())],
+                ]
                 for spec in self.specs
             },
             "pend": self.pending,

@@ -14,8 +14,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from streams.domain.windows import DimsState
 from streams.domain.model import WindowSpec
+from streams.domain.windows import DimsState
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import TICK_KEY, decode_batch, dims_from_key
 from streams.pipeline.records import Record

@@ -41,10 +41,14 @@ class RuleAlerter:
         if self.metrics is not None:
             for doc in docs:
                 labels = doc["labels"]
-                self.metrics.alerts.labels(labels["alertname"], labels["severity"], doc["status"]).inc()
+                self.metrics.alerts.labels(
+                    labels["alertname"], labels["severity"], doc["status"]
+                ).inc()
         return docs
 
-    def evaluate(self, dims: tuple[str, ...], state: DimsState, now_us: int) -> list[dict[str, Any]]:
+    def evaluate(
+        self, dims: tuple[str, ...], state: DimsState, now_us: int
+    ) -> list[dict[str, Any]]:
         book = AlertBook.from_dict(state.alerts)
         snapshots = {snap.window: snap for snap in state.windows(now_us)}
         events = book.evaluate(self.rules, self._labels(dims), snapshots, now_us)

@@ -11,6 +11,7 @@ the stream.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -70,7 +71,8 @@ class AlertmanagerForwarder:
         sent_resolved = set(self.resolved)
         try:
             async with session.post(
-                self.endpoint, data=orjson.dumps(batch),
+                self.endpoint,
+                data=orjson.dumps(batch),
                 headers={"Content-Type": "application/json"},
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             ) as resp:
@@ -89,10 +91,8 @@ class AlertmanagerForwarder:
         backoff = 1.0
         async with aiohttp.ClientSession() as session:
             while True:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), timeout=self.resend_s)
-                except TimeoutError:
-                    pass
                 self._wake.clear()
                 if await self.post_once(session):
                     backoff = 1.0

@@ -22,7 +22,9 @@ DIMS = ("chat", "billing")
 LABELS = {"channel": "chat", "team": "billing"}
 WINDOW_NAMES = [w.name for w in DEFAULT_WINDOWS]
 ALERT_SCHEMA = jsonschema.Draft202012Validator(
-    json.loads((Path(__file__).resolve().parents[2] / "schemas" / "alert-event.schema.json").read_text())
+    json.loads(
+        (Path(__file__).resolve().parents[2] / "schemas" / "alert-event.schema.json").read_text()
+    )
 )
 
 
@@ -69,7 +71,12 @@ def test_fires_once_with_enough_samples_and_resolves_on_recovery() -> None:
     assert desk.evaluate(T0 + 4 * S) == [("CxNpsLow", "resolved")]
     fired, resolved = desk.emitted
     assert fired["fingerprint"] == resolved["fingerprint"]
-    assert fired["labels"] == {"alertname": "CxNpsLow", "severity": "warning", "window": "24h", **LABELS}
+    assert fired["labels"] == {
+        "alertname": "CxNpsLow",
+        "severity": "warning",
+        "window": "24h",
+        **LABELS,
+    }
     assert fired["value"] == -100.0 and fired["threshold"] == 0 and fired["sample_size"] == 30
     assert "endsAt" not in fired and resolved["endsAt"] > resolved["startsAt"]
 
@@ -125,24 +132,37 @@ def test_fingerprint_stable_and_distinct() -> None:
 
 def test_detractor_alert_once_and_resolves_after_24h() -> None:
     book = AlertBook.from_dict({})
-    response = {"event_id": "s1", "score": 2, "comment": "slow", "ticket_id": "T9",
-                "respondent_id": "c7", "received_us": T0}
+    response = {
+        "event_id": "s1",
+        "score": 2,
+        "comment": "slow",
+        "ticket_id": "T9",
+        "respondent_id": "c7",
+        "received_us": T0,
+    }
     events = book.detractor(rules(), LABELS, response, T0)
     assert [e.status for e in events] == ["firing"]
     doc = events[0].to_dict()
     ALERT_SCHEMA.validate(doc)
-    assert doc["labels"]["alertname"] == "CxDetractorResponse" and doc["labels"]["severity"] == "info"
+    assert (
+        doc["labels"]["alertname"] == "CxDetractorResponse" and doc["labels"]["severity"] == "info"
+    )
     assert doc["annotations"]["ticket_id"] == "T9" and doc["annotations"]["respondent_id"] == "c7"
     assert book.detractor(rules(), LABELS, response, T0) == []  # deduplicated
     assert book.firing_counts() == {("CxDetractorResponse", "info"): 1}
     book = AlertBook.from_dict(book.to_dict())
     assert book.evaluate(rules(), LABELS, {}, T0 + 86_399 * S) == []
     resolved = book.evaluate(rules(), LABELS, {}, T0 + 86_400 * S)
-    assert [(e.status, e.to_dict()["fingerprint"]) for e in resolved] == [("resolved", doc["fingerprint"])]
+    assert [(e.status, e.to_dict()["fingerprint"]) for e in resolved] == [
+        ("resolved", doc["fingerprint"])
+    ]
 
 
 def test_defaults_match_the_contract() -> None:
-    table = {(r.alertname, r.metric, r.window, r.op, r.threshold, r.min_samples, r.severity) for r in DEFAULT_RULES}
+    table = {
+        (r.alertname, r.metric, r.window, r.op, r.threshold, r.min_samples, r.severity)
+        for r in DEFAULT_RULES
+    }
     assert table == {
         ("CxNpsLow", "nps_score", "24h", "<", 0, 30, "warning"),
         ("CxCsatLow", "csat_ratio", "24h", "<", 0.70, 30, "warning"),
@@ -170,11 +190,23 @@ def test_rules_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("rules:\n  - alert: X\n    metric: happiness\n    window: 1h\n    op: '<'\n    threshold: 0\n    min_samples: 1\n    severity: w\n", ":3: unknown metric 'happiness'"),
+        (
+            "rules:\n  - alert: X\n    metric: happiness\n    window: 1h\n    op: '<'\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
+            ":3: unknown metric 'happiness'",
+        ),
         ("rules:\n  - alert: X\n    metric: nps_score\n", ":2: rule is missing 'window'"),
-        ("rules:\n  - alert: X\n    metric: nps_score\n    window: 2h\n    op: '<'\n    threshold: 0\n    min_samples: 1\n    severity: w\n", ":4: window '2h' is not configured"),
-        ("rules:\n  - alert: X\n    metric: nps_score\n    window: 1h\n    op: '=='\n    threshold: 0\n    min_samples: 1\n    severity: w\n", ":5: op '=='"),
-        ("rules:\n  - alert: X\n    metric: nps_score\n    window: 1h\n    op: '<'\n    threshold: low\n    min_samples: 1\n    severity: w\n", ":6: threshold must be a number"),
+        (
+            "rules:\n  - alert: X\n    metric: nps_score\n    window: 2h\n    op: '<'\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
+            ":4: window '2h' is not configured",
+        ),
+        (
+            "rules:\n  - alert: X\n    metric: nps_score\n    window: 1h\n    op: '=='\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
+            ":5: op '=='",
+        ),
+        (
+            "rules:\n  - alert: X\n    metric: nps_score\n    window: 1h\n    op: '<'\n    threshold: low\n    min_samples: 1\n    severity: w\n",
+            ":6: threshold must be a number",
+        ),
         ("rules:\n  - alert: X\n    colour: red\n", ":3: unknown rule key 'colour'"),
         ("defaults: maybe\n", ":1: defaults must be true or false"),
         ("rules: [\n", "not valid YAML"),

@@ -18,7 +18,6 @@ from hypothesis import strategies as st
 
 from streams.domain.dimensions import DimensionCap
 from streams.domain.model import (
-    DEFAULT_WINDOWS,
     Observation,
     SurveyResponse,
     TicketEvent,
@@ -36,7 +35,10 @@ BIG = (WindowSpec("400d", 400 * 86_400),)  # one window that holds everything
 @st.composite
 def ticket_log(draw: st.DrawFn, tid: str) -> list[TicketEvent]:
     base = T0 + draw(st.integers(0, 3600)) * S
-    dims = {"channel": draw(st.sampled_from(["chat", "email"])), "team": draw(st.sampled_from(["a", "b"]))}
+    dims = {
+        "channel": draw(st.sampled_from(["chat", "email"])),
+        "team": draw(st.sampled_from(["a", "b"])),
+    }
     if draw(st.booleans()):
         del dims["team"]
     prio = draw(st.sampled_from([None, "low", "urgent"]))
@@ -47,11 +49,17 @@ def ticket_log(draw: st.DrawFn, tid: str) -> list[TicketEvent]:
         kind = draw(st.sampled_from(["agent", "customer", "bot", "resolved", "reopened"]))
         eid = f"{tid}-{j}"
         if kind in ("agent", "customer", "bot"):
-            events.append(TicketEvent(eid, "ticket.replied", t, tid, {"team": "ignored"}, None, kind))
+            events.append(
+                TicketEvent(eid, "ticket.replied", t, tid, {"team": "ignored"}, None, kind)
+            )
         else:
             events.append(TicketEvent(eid, f"ticket.{kind}", t, tid, {}))
     if draw(st.integers(0, 6)) == 0:  # a repeated created (another event id): no effect
-        events.append(TicketEvent(f"{tid}-c2", "ticket.created", base + 5 * S, tid, {"channel": "web"}, "high"))
+        events.append(
+            TicketEvent(
+                f"{tid}-c2", "ticket.created", base + 5 * S, tid, {"channel": "web"}, "high"
+            )
+        )
     return events
 
 
@@ -71,7 +79,9 @@ def scenario(draw: st.DrawFn) -> list[TicketEvent | SurveyResponse]:
     return [*events, *dups]
 
 
-def run(events: list[TicketEvent | SurveyResponse]) -> tuple[dict[tuple[str, ...], DimsState], list[str]]:
+def run(
+    events: list[TicketEvent | SurveyResponse],
+) -> tuple[dict[tuple[str, ...], DimsState], list[str]]:
     """Drive the domain as the pipeline does (route key -> RouteState ->
     observations stamped with their position -> DimsState per dims key)."""
     cap = DimensionCap()
@@ -93,8 +103,14 @@ def run(events: list[TicketEvent | SurveyResponse]) -> tuple[dict[tuple[str, ...
             continue
         for index, obs in enumerate(outcome.observations):
             stamped = Observation(
-                obs.kind, obs.dims, obs.placed_us, obs.value, obs_id(0, offset, index),
-                obs.priority, obs.sign, obs.counted,
+                obs.kind,
+                obs.dims,
+                obs.placed_us,
+                obs.value,
+                obs_id(0, offset, index),
+                obs.priority,
+                obs.sign,
+                obs.counted,
             )
             agg = aggs.setdefault(obs.dims, DimsState.new(obs.dims, BIG))
             assert agg.apply(stamped, NOW)
@@ -118,14 +134,20 @@ def naive(events: list[TicketEvent | SurveyResponse]) -> dict[str, Counter[Any]]
         created = [e for e in evs if e.type == "ticket.created"]
         if not created:
             continue
-        first_created = next(e for e in unique if isinstance(e, TicketEvent) and e.ticket_id == tid and e.type == "ticket.created")
+        first_created = next(
+            e
+            for e in unique
+            if isinstance(e, TicketEvent) and e.ticket_id == tid and e.type == "ticket.created"
+        )
         c = first_created
         dims = (c.dims.get("channel", "unknown"), c.dims.get("team", "unknown"))
         dims_of[tid] = dims
         prio = c.priority or "normal"
         out["created"][(dims, prio)] += 1
         agent = [e.occurred_us for e in evs if e.type == "ticket.replied" and e.author == "agent"]
-        customer = [e.occurred_us for e in evs if e.type == "ticket.replied" and e.author == "customer"]
+        customer = [
+            e.occurred_us for e in evs if e.type == "ticket.replied" and e.author == "customer"
+        ]
         resolves = [e.occurred_us for e in evs if e.type == "ticket.resolved"]
         reopens = [e.occurred_us for e in evs if e.type == "ticket.reopened"]
         if agent:
@@ -138,7 +160,8 @@ def naive(events: list[TicketEvent | SurveyResponse]) -> dict[str, Counter[Any]]
             out["reopened"][(dims, prio)] += sum(1 for t in reopens if t > r)
         status = [(c.occurred_us, 0, c.event_id)] + [
             (e.occurred_us, 2 if e.type == "ticket.resolved" else 1, e.event_id)
-            for e in evs if e.type in ("ticket.resolved", "ticket.reopened")
+            for e in evs
+            if e.type in ("ticket.resolved", "ticket.reopened")
         ]
         out["open"][(dims, prio)] += 0 if max(status)[1] == 2 else 1
     # Surveys inherit a ticket's dims only if its created was processed first.
@@ -148,7 +171,9 @@ def naive(events: list[TicketEvent | SurveyResponse]) -> dict[str, Counter[Any]]
             if ev.type == "ticket.created":
                 processed_created.add(ev.ticket_id)
             continue
-        inherited = dims_of[ev.ticket_id] if ev.ticket_id in processed_created else ("unknown", "unknown")
+        inherited = (
+            dims_of[ev.ticket_id] if ev.ticket_id in processed_created else ("unknown", "unknown")
+        )
         dims = (ev.dims.get("channel", inherited[0]), ev.dims.get("team", inherited[1]))
         out[ev.type.split(".")[1]][(dims, ev.score)] += 1
     return out
@@ -222,16 +247,27 @@ def test_rules_by_example() -> None:
     t = T0
 
     def tk(eid: str, kind: str, at: int, **kw: Any) -> TicketEvent:
-        return TicketEvent(eid, kind, at, "T", kw.pop("dims", {}), kw.get("priority"), kw.get("author"))
+        return TicketEvent(
+            eid, kind, at, "T", kw.pop("dims", {}), kw.get("priority"), kw.get("author")
+        )
 
     # Events before their created are held; bots never count.
-    assert s.apply_ticket(tk("r0", "ticket.replied", t + 5 * S, author="bot"), NOW, cap).observations == []
-    out = s.apply_ticket(tk("c", "ticket.created", t, dims={"channel": "chat"}), NOW, cap).observations
+    assert (
+        s.apply_ticket(tk("r0", "ticket.replied", t + 5 * S, author="bot"), NOW, cap).observations
+        == []
+    )
+    out = s.apply_ticket(
+        tk("c", "ticket.created", t, dims={"channel": "chat"}), NOW, cap
+    ).observations
     assert [o.kind for o in out] == ["ticket_created", "open"]
-    out = s.apply_ticket(tk("r1", "ticket.replied", t + 60 * S, author="agent"), NOW, cap).observations
+    out = s.apply_ticket(
+        tk("r1", "ticket.replied", t + 60 * S, author="agent"), NOW, cap
+    ).observations
     assert [(o.kind, o.value, o.counted) for o in out] == [("first_response", 60 * S, True)]
     # A late, earlier agent reply corrects the window, not the counter.
-    out = s.apply_ticket(tk("r2", "ticket.replied", t + 30 * S, author="agent"), NOW, cap).observations
+    out = s.apply_ticket(
+        tk("r2", "ticket.replied", t + 30 * S, author="agent"), NOW, cap
+    ).observations
     assert [(o.kind, o.value, o.sign, o.counted) for o in out] == [
         ("first_response", 60 * S, -1, False),
         ("first_response", 30 * S, 1, False),
@@ -239,7 +275,12 @@ def test_rules_by_example() -> None:
     out = s.apply_ticket(tk("v", "ticket.resolved", t + 90 * S), NOW, cap).observations
     assert [(o.kind, o.value) for o in out] == [("resolution", 90 * S), ("fcr", 1), ("open", -1)]
     # A customer writing after the resolution does not undo FCR.
-    assert s.apply_ticket(tk("r3", "ticket.replied", t + 95 * S, author="customer"), NOW, cap).observations == []
+    assert (
+        s.apply_ticket(
+            tk("r3", "ticket.replied", t + 95 * S, author="customer"), NOW, cap
+        ).observations
+        == []
+    )
     # A reopen retracts it (it stays in the denominator) and counts.
     out = s.apply_ticket(tk("o", "ticket.reopened", t + 100 * S), NOW, cap).observations
     assert [(o.kind, o.value, o.sign, o.counted) for o in out] == [
@@ -262,11 +303,19 @@ def test_customer_reply_at_the_resolution_instant_is_not_before_it() -> None:
     cap = DimensionCap()
     s = RouteState.new()
     s.apply_ticket(TicketEvent("c", "ticket.created", T0, "T", {}), NOW, cap)
-    s.apply_ticket(TicketEvent("r", "ticket.replied", T0 + 50 * S, "T", {}, None, "customer"), NOW, cap)
-    out = s.apply_ticket(TicketEvent("v", "ticket.resolved", T0 + 50 * S, "T", {}), NOW, cap).observations
+    s.apply_ticket(
+        TicketEvent("r", "ticket.replied", T0 + 50 * S, "T", {}, None, "customer"), NOW, cap
+    )
+    out = s.apply_ticket(
+        TicketEvent("v", "ticket.resolved", T0 + 50 * S, "T", {}), NOW, cap
+    ).observations
     assert [(o.kind, o.value) for o in out if o.kind == "fcr"] == [("fcr", 1)]
     s2 = RouteState.new()
     s2.apply_ticket(TicketEvent("c", "ticket.created", T0, "T", {}), NOW, cap)
-    s2.apply_ticket(TicketEvent("r", "ticket.replied", T0 + 49 * S, "T", {}, None, "customer"), NOW, cap)
-    out = s2.apply_ticket(TicketEvent("v", "ticket.resolved", T0 + 50 * S, "T", {}), NOW, cap).observations
+    s2.apply_ticket(
+        TicketEvent("r", "ticket.replied", T0 + 49 * S, "T", {}, None, "customer"), NOW, cap
+    )
+    out = s2.apply_ticket(
+        TicketEvent("v", "ticket.resolved", T0 + 50 * S, "T", {}), NOW, cap
+    ).observations
     assert [(o.kind, o.value) for o in out if o.kind == "fcr"] == [("fcr", 0)]

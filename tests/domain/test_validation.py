@@ -21,12 +21,22 @@ S = 1_000_000
 NOW = 1_800_000_000 * S  # 2027-01-15T08:00:00Z
 T = "2027-01-15T07:59:00Z"
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
-TICKET_SCHEMA = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "ticket-event.schema.json").read_text()))
-SURVEY_SCHEMA = jsonschema.Draft202012Validator(json.loads((SCHEMAS / "survey-response.schema.json").read_text()))
+TICKET_SCHEMA = jsonschema.Draft202012Validator(
+    json.loads((SCHEMAS / "ticket-event.schema.json").read_text())
+)
+SURVEY_SCHEMA = jsonschema.Draft202012Validator(
+    json.loads((SCHEMAS / "survey-response.schema.json").read_text())
+)
 
 NPS = {"event_id": "e1", "type": "survey.nps", "occurred_at": T, "score": 9}
 CREATED = {"event_id": "e2", "type": "ticket.created", "occurred_at": T, "ticket_id": "t1"}
-REPLY = {"event_id": "e3", "type": "ticket.replied", "occurred_at": T, "ticket_id": "t1", "author": "agent"}
+REPLY = {
+    "event_id": "e3",
+    "type": "ticket.replied",
+    "occurred_at": T,
+    "ticket_id": "t1",
+    "author": "agent",
+}
 
 
 def j(doc: Any) -> bytes:
@@ -52,18 +62,33 @@ INVALID: list[tuple[str, str, bytes | None, str]] = [
     ("type not a string", "surveys", j({**NPS, "type": 3}), "schema"),
     ("score true", "surveys", j({**NPS, "score": True}), "schema"),
     ("score 9.5", "surveys", j({**NPS, "score": 9.5}), "schema"),
-    ("score 9.0", "surveys", b'{"event_id":"e","type":"survey.nps","occurred_at":"' + T.encode() + b'","score":9.0}', "schema"),
+    (
+        "score 9.0",
+        "surveys",
+        b'{"event_id":"e","type":"survey.nps","occurred_at":"' + T.encode() + b'","score":9.0}',
+        "schema",
+    ),
     ("score string", "surveys", j({**NPS, "score": "9"}), "schema"),
     ("score missing", "surveys", j({k: v for k, v in NPS.items() if k != "score"}), "schema"),
     ("naive timestamp", "surveys", j({**NPS, "occurred_at": "2027-01-15T07:59:00"}), "schema"),
     ("date only", "surveys", j({**NPS, "occurred_at": "2027-01-15"}), "schema"),
     ("30 February", "surveys", j({**NPS, "occurred_at": "2027-02-30T10:00:00Z"}), "schema"),
     ("epoch number", "surveys", j({**NPS, "occurred_at": 1800000000}), "schema"),
-    ("event_id missing", "tickets", j({k: v for k, v in CREATED.items() if k != "event_id"}), "schema"),
+    (
+        "event_id missing",
+        "tickets",
+        j({k: v for k, v in CREATED.items() if k != "event_id"}),
+        "schema",
+    ),
     ("event_id empty", "tickets", j({**CREATED, "event_id": ""}), "schema"),
     ("event_id 129", "tickets", j({**CREATED, "event_id": "x" * 129}), "schema"),
     ("event_id number", "tickets", j({**CREATED, "event_id": 7}), "schema"),
-    ("ticket_id missing", "tickets", j({k: v for k, v in CREATED.items() if k != "ticket_id"}), "schema"),
+    (
+        "ticket_id missing",
+        "tickets",
+        j({k: v for k, v in CREATED.items() if k != "ticket_id"}),
+        "schema",
+    ),
     ("author missing", "tickets", j({k: v for k, v in REPLY.items() if k != "author"}), "schema"),
     ("unknown author", "tickets", j({**REPLY, "author": "manager"}), "schema"),
     ("unknown priority", "tickets", j({**CREATED, "priority": "p1"}), "schema"),
@@ -77,13 +102,25 @@ INVALID: list[tuple[str, str, bytes | None, str]] = [
     ("csat 0", "surveys", j({**NPS, "type": "survey.csat", "score": 0}), "out_of_range"),
     ("csat 6", "surveys", j({**NPS, "type": "survey.csat", "score": 6}), "out_of_range"),
     ("ces 8", "surveys", j({**NPS, "type": "survey.ces", "score": 8}), "out_of_range"),
-    ("six minutes ahead", "surveys", j({**NPS, "occurred_at": "2027-01-15T08:06:00Z"}), "future_timestamp"),
-    ("a day ahead, with offset", "tickets", j({**CREATED, "occurred_at": "2027-01-16T10:00:00+02:00"}), "future_timestamp"),
+    (
+        "six minutes ahead",
+        "surveys",
+        j({**NPS, "occurred_at": "2027-01-15T08:06:00Z"}),
+        "future_timestamp",
+    ),
+    (
+        "a day ahead, with offset",
+        "tickets",
+        j({**CREATED, "occurred_at": "2027-01-16T10:00:00+02:00"}),
+        "future_timestamp",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("case", "source", "raw", "reason"), INVALID, ids=[c[0] for c in INVALID])
-def test_each_invalid_event_gets_its_reason(case: str, source: str, raw: bytes | None, reason: str) -> None:
+def test_each_invalid_event_gets_its_reason(
+    case: str, source: str, raw: bytes | None, reason: str
+) -> None:
     result = decode(raw, source, NOW)  # type: ignore[arg-type]
     assert isinstance(result, Rejection), case
     assert result.reason == reason, (case, result)
@@ -96,15 +133,33 @@ def test_every_reason_but_processing_error_is_covered() -> None:
 
 
 def test_valid_events_are_normalised() -> None:
-    ev = decode(j({**CREATED, "channel": "  Chat ", "team": "Billing/EU", "priority": "high", "extra": [1]}), "tickets", NOW)
+    ev = decode(
+        j(
+            {
+                **CREATED,
+                "channel": "  Chat ",
+                "team": "Billing/EU",
+                "priority": "high",
+                "extra": [1],
+            }
+        ),
+        "tickets",
+        NOW,
+    )
     assert isinstance(ev, TicketEvent)
     assert ev.dims == {"channel": "chat", "team": "billing/eu"} and ev.priority == "high"
-    ev2 = decode(j({**NPS, "occurred_at": "2027-01-15T09:58:59.123456789+02:00", "team": None}), "surveys", NOW)
+    ev2 = decode(
+        j({**NPS, "occurred_at": "2027-01-15T09:58:59.123456789+02:00", "team": None}),
+        "surveys",
+        NOW,
+    )
     assert isinstance(ev2, SurveyResponse)
     assert ev2.occurred_us == NOW - 61 * S + 123_456
     assert ev2.dims == {}  # null and missing both mean unknown
     assert decode(j({**NPS, "occurred_at": "2027-01-15T08:04:59Z"}), "surveys", NOW) is not None
-    assert isinstance(decode(j({**NPS, "occurred_at": "2027-01-15T08:05:00Z"}), "surveys", NOW), SurveyResponse)
+    assert isinstance(
+        decode(j({**NPS, "occurred_at": "2027-01-15T08:05:00Z"}), "surveys", NOW), SurveyResponse
+    )
 
 
 def test_timestamps() -> None:
@@ -121,14 +176,29 @@ def test_timestamps() -> None:
 # -- fuzzing -----------------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=80),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=80),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
     max_leaves=12,
 )
 VALID_DOCS = [
-    NPS, CREATED, REPLY,
+    NPS,
+    CREATED,
+    REPLY,
     {"event_id": "e4", "type": "ticket.resolved", "occurred_at": T, "ticket_id": "t1", "team": "a"},
-    {"event_id": "e5", "type": "survey.ces", "occurred_at": T, "score": 4, "ticket_id": "t", "comment": "ok"},
+    {
+        "event_id": "e5",
+        "type": "survey.ces",
+        "occurred_at": T,
+        "score": 4,
+        "ticket_id": "t",
+        "comment": "ok",
+    },
 ]
 
 
@@ -143,9 +213,36 @@ def mutated(draw: st.DrawFn) -> dict[str, Any]:
                 st.text(alphabet=" \t\nabcXYZ09_./:-!é\u212a", max_size=70) | json_values
             )
         elif action == "field":
-            key = draw(st.sampled_from(["score", "author", "priority", "event_id", "ticket_id", "occurred_at", "comment", "type"]))
+            key = draw(
+                st.sampled_from(
+                    [
+                        "score",
+                        "author",
+                        "priority",
+                        "event_id",
+                        "ticket_id",
+                        "occurred_at",
+                        "comment",
+                        "type",
+                    ]
+                )
+            )
             doc[key] = draw(
-                st.integers(-2, 12) | st.sampled_from(["agent", "bot", "low", "x", "", "survey.csat", "ticket.replied", T, "2027-01-15T07:59:00", "2027-01-15T07:59:00+02:00\n"])
+                st.integers(-2, 12)
+                | st.sampled_from(
+                    [
+                        "agent",
+                        "bot",
+                        "low",
+                        "x",
+                        "",
+                        "survey.csat",
+                        "ticket.replied",
+                        T,
+                        "2027-01-15T07:59:00",
+                        "2027-01-15T07:59:00+02:00\n",
+                    ]
+                )
                 | json_values
             )
         elif action == "drop" and doc:
@@ -180,6 +277,7 @@ def test_mutated_events_are_accepted_or_given_one_reason(doc: dict[str, Any], so
 
 
 # -- the schemas say the same thing ---------------------------------------------------
+
 
 def schema_accepts(doc: Any, source: str) -> bool:
     validator = TICKET_SCHEMA if source == "tickets" else SURVEY_SCHEMA
@@ -232,12 +330,17 @@ def test_schemas_and_validator_agree_on_near_valid_events(doc: dict[str, Any], s
     result = decode(raw, source, NOW)  # type: ignore[arg-type]
     if isinstance(result, Rejection) and result.reason == "future_timestamp":
         return
-    assert schema_accepts(orjson.loads(raw), source) == (not isinstance(result, Rejection)), (doc, result)
+    assert schema_accepts(orjson.loads(raw), source) == (not isinstance(result, Rejection)), (
+        doc,
+        result,
+    )
 
 
 def test_validate_file(tmp_path: Path) -> None:
     path = tmp_path / "events.jsonl"
-    path.write_bytes(b"\n".join([j(NPS), b"", b"not json", j({**NPS, "score": 12}), j(CREATED)]) + b"\n")
+    path.write_bytes(
+        b"\n".join([j(NPS), b"", b"not json", j({**NPS, "score": 12}), j(CREATED)]) + b"\n"
+    )
     out = io.StringIO()
     assert run(str(path), out, NOW) == 1
     text = out.getvalue()

@@ -63,7 +63,9 @@ def ops(draw: st.DrawFn) -> list[Op]:
                 st.integers(0, 300 * S),  # future, up to 5 minutes
             )
         )
-        out.append(Op(kind, placed_offset, draw(st.integers(lo, hi)), draw(st.integers(0, DAY)), None))
+        out.append(
+            Op(kind, placed_offset, draw(st.integers(lo, hi)), draw(st.integers(0, DAY)), None)
+        )
     return out
 
 
@@ -92,7 +94,9 @@ def test_windows_equal_naive_recomputation(script: list[Op], data: st.DataObject
         else:
             kind, placed, value, sign = op.kind, now + op.placed_offset, op.value, 1
             applied[i] = (kind, placed, value)
-        assert state.apply(Observation(kind, DIMS, placed, value, obs_id(0, i, 0), sign=sign, counted=False), now)  # type: ignore[arg-type]
+        assert state.apply(
+            Observation(kind, DIMS, placed, value, obs_id(0, i, 0), sign=sign, counted=False), now
+        )  # type: ignore[arg-type]
         naive.append((kind, placed, value, sign))
         if data.draw(st.booleans(), label="expire"):
             state.expire(now)
@@ -102,7 +106,7 @@ def test_windows_equal_naive_recomputation(script: list[Op], data: st.DataObject
     for spec, snap in zip(DEFAULT_WINDOWS, state.windows(later), strict=True):
         inside = [(k, v, s) for k, p, v, s in naive if member(p, later, spec)]
 
-        def net(kind: str, pred: object = None) -> int:
+        def net(kind: str, pred: object = None, inside: list[tuple[str, int, int]] = inside) -> int:
             return sum(s for k, v, s in inside if k == kind and (pred is None or pred(v)))  # type: ignore[operator]
 
         assert snap.nps["promoter"] == net("nps", lambda v: v >= 9)
@@ -114,7 +118,10 @@ def test_windows_equal_naive_recomputation(script: list[Op], data: st.DataObject
         assert snap.ces_sum == sum(s * v for k, v, s in inside if k == "ces")
         assert snap.fcr[True] == net("fcr", lambda v: v == 1)
         assert snap.fcr[False] == net("fcr", lambda v: v == 0)
-        for kind, summary in (("first_response", snap.first_response), ("resolution", snap.resolution)):
+        for kind, summary in (
+            ("first_response", snap.first_response),
+            ("resolution", snap.resolution),
+        ):
             multiset: Counter[int] = Counter()
             for k, v, s in inside:
                 if k == kind:
@@ -128,7 +135,10 @@ def test_windows_equal_naive_recomputation(script: list[Op], data: st.DataObject
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.integers(0, 10**13), min_size=1, max_size=300), st.sampled_from([0.01, 0.5, 0.9, 0.99, 1.0]))
+@given(
+    st.lists(st.integers(0, 10**13), min_size=1, max_size=300),
+    st.sampled_from([0.01, 0.5, 0.9, 0.99, 1.0]),
+)
 def test_sketch_quantile_within_two_percent(values: list[int], q: float) -> None:
     sketch = Sketch()
     for v in values:
@@ -167,7 +177,9 @@ def test_counters_and_replays() -> None:
     assert hist.buckets[1] == 1  # 60 < 90 <= 300 s
     assert state.counters().nps == {"promoter": 1}
     # Retractions correct windows but never rewind counters.
-    state.apply(Observation("first_response", DIMS, T0, 90 * S, obs_id(4, 1, 0), "high", -1, False), T0)
+    state.apply(
+        Observation("first_response", DIMS, T0, 90 * S, obs_id(4, 1, 0), "high", -1, False), T0
+    )
     assert state.windows(T0)[0].first_response.count == 0
     assert state.counters().first_response["high"].count == 1
 
@@ -187,7 +199,9 @@ def test_memory_is_bounded_by_buckets_not_events() -> None:
     now = T0
     for i in range(20_000):
         now += 130 * S  # 30 days in all
-        state.apply(Observation("first_response", DIMS, now, (i % 5000 + 30) * S, obs_id(0, i, 0)), now)
+        state.apply(
+            Observation("first_response", DIMS, now, (i % 5000 + 30) * S, obs_id(0, i, 0)), now
+        )
         if i % 500 == 0:
             state.expire(now)
     state.expire(now)

@@ -102,6 +102,7 @@ def test_deadletter_byte_for_byte(kafka_bootstrap: str, topics: Topics, workdir:
             120,
             what="every record counted",
         )
+
         def dead_letters() -> list | None:
             records = read_topic(kafka_bootstrap, topics.deadletter)
             return records if len(records) >= len(bad) else None
