@@ -176,6 +176,7 @@ class AlertBook:
                 "threshold": rule.threshold,
                 "window": rule.window,
                 "sample_size": samples,
+                "dims": ", ".join(f"{k}={v}" for k, v in labels.items()),
             }
             entry["labels"] = full
             entry["annotations"] = {

@@ -4,7 +4,7 @@ Format (``--rules FILE``)::
 
     defaults: true            # keep the built-in rules (default); false drops them
     rules:                    # added to the defaults; the same alertname replaces one
-      - alert: CxNpsLowBilling
+      - alertname: CxNpsLowBilling
         metric: nps_score     # nps_score csat_ratio ces_score fcr_ratio
                               # first_response_p50/p90/p99 resolution_p50/p90/p99 (seconds)
                               # first_response_mean resolution_mean (seconds)
@@ -16,7 +16,9 @@ Format (``--rules FILE``)::
         min_samples: 30       # responses (nps/csat/ces), tickets (fcr), durations
         for: 5m               # optional: how long the condition must hold first
         severity: warning
-        labels: {team: billing}   # optional filters on the dimension labels
+        filters: {team: billing}  # optional: only keys whose labels match
+      - alertname: CxFcrLow   # switch a built-in rule off
+        enabled: false
         summary: "NPS {value:.0f} on {channel}/{team}"
         description: "24h NPS is {value:.1f} over {sample_size} responses (threshold {threshold})."
     detractor:                # the per-response CxDetractorResponse alert
@@ -24,8 +26,9 @@ Format (``--rules FILE``)::
       severity: info
       resolve_after: 24h
 
-Templates are Python ``str.format`` strings with ``alertname``, ``value``,
-``threshold``, ``window``, ``sample_size`` and every dimension label.
+Templates are Python ``str.format`` strings with ``alertname``, ``metric``,
+``op``, ``value``, ``threshold``, ``window``, ``sample_size``, ``dims``
+(e.g. ``channel=chat, team=billing``) and every dimension label.
 Errors name the file, the line and the key.
 """
 
@@ -206,7 +209,7 @@ def default_ruleset(window_names: Sequence[str]) -> RuleSet:
 # -- YAML ---------------------------------------------------------------------
 
 _RULE_KEYS = {
-    "alert",
+    "alertname",
     "metric",
     "window",
     "op",
@@ -215,9 +218,10 @@ _RULE_KEYS = {
     "min_samples",
     "for",
     "severity",
-    "labels",
+    "filters",
     "summary",
     "description",
+    "enabled",
 }
 _TOP_KEYS = {"defaults", "rules", "detractor"}
 _DETRACTOR_KEYS = {"enabled", "severity", "resolve_after"}
@@ -261,7 +265,8 @@ def _duration(node: yaml.Node, key: str, where: str) -> float:
     return int(match.group(1)) * _UNIT_S[match.group(2)]
 
 
-def _rule(node: yaml.Node, window_names: Sequence[str], where: str) -> Rule:
+def _rule(node: yaml.Node, window_names: Sequence[str], where: str) -> Rule | str:
+    """A rule, or the alertname of a rule switched off with ``enabled: false``."""
     fields_: dict[str, Any] = {}
     seen: dict[str, yaml.Node] = {}
     for key, key_node, value_node in _pairs(node, "a rule", where):
@@ -270,10 +275,18 @@ def _rule(node: yaml.Node, window_names: Sequence[str], where: str) -> Rule:
                 f"{where}:{_line(key_node)}: unknown rule key {key!r} (known: {', '.join(sorted(_RULE_KEYS))})"
             )
         seen[key] = value_node
-    for required in ("alert", "metric", "window", "op", "threshold", "min_samples", "severity"):
+    if "enabled" in seen:
+        flag = _scalar(seen["enabled"], "enabled", where)
+        if not isinstance(flag, bool):
+            raise RulesError(f"{where}:{_line(seen['enabled'])}: enabled must be true or false")
+        if not flag:
+            if "alertname" not in seen:
+                raise RulesError(f"{where}:{_line(node)}: rule is missing 'alertname'")
+            return str(_scalar(seen["alertname"], "alertname", where))  # switched off
+    for required in ("alertname", "metric", "window", "op", "threshold", "min_samples", "severity"):
         if required not in seen:
             raise RulesError(f"{where}:{_line(node)}: rule is missing {required!r}")
-    name = str(_scalar(seen["alert"], "alert", where))
+    name = str(_scalar(seen["alertname"], "alertname", where))
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
         raise RulesError(
             f"{where}:{_line(seen['alert'])}: alert {name!r} is not a valid alert name"
@@ -311,10 +324,10 @@ def _rule(node: yaml.Node, window_names: Sequence[str], where: str) -> Rule:
         )
     if "for" in seen:
         fields_["for_s"] = _duration(seen["for"], "for", where)
-    if "labels" in seen:
+    if "filters" in seen:
         filters = {}
-        for key, _, value_node in _pairs(seen["labels"], "labels", where):
-            filters[key] = str(_scalar(value_node, f"labels.{key}", where))
+        for key, _, value_node in _pairs(seen["filters"], "filters", where):
+            filters[key] = str(_scalar(value_node, f"filters.{key}", where))
         fields_["filters"] = filters
     for text_key in ("summary", "description"):
         if text_key in seen:
@@ -339,6 +352,7 @@ _SAMPLE_FIELDS: dict[str, Any] = {
     "sample_size": 1,
     "channel": "c",
     "team": "t",
+    "dims": "channel=c, team=t",
 }
 
 
@@ -359,6 +373,7 @@ def load_rules(path: str, window_names: Sequence[str]) -> RuleSet:
         return default_ruleset(window_names)
     use_defaults = True
     rules: list[Rule] = []
+    disabled: set[str] = set()
     detractor = DetractorRule()
     for key, key_node, value_node in _pairs(root, "the rules file", path):
         if key not in _TOP_KEYS:
@@ -376,10 +391,14 @@ def load_rules(path: str, window_names: Sequence[str]) -> RuleSet:
             names: set[str] = set()
             for item in value_node.value:
                 rule = _rule(item, window_names, path)
-                if rule.alertname in names:
-                    raise RulesError(f"{path}:{_line(item)}: duplicate alert {rule.alertname!r}")
-                names.add(rule.alertname)
-                rules.append(rule)
+                name = rule if isinstance(rule, str) else rule.alertname
+                if name in names:
+                    raise RulesError(f"{path}:{_line(item)}: duplicate alertname {name!r}")
+                names.add(name)
+                if isinstance(rule, str):
+                    disabled.add(rule)
+                else:
+                    rules.append(rule)
         else:
             d: dict[str, Any] = {}
             for dkey, dkey_node, dvalue in _pairs(value_node, "detractor", path):
@@ -398,4 +417,6 @@ def load_rules(path: str, window_names: Sequence[str]) -> RuleSet:
     merged = {r.alertname: r for r in (default_ruleset(window_names).rules if use_defaults else ())}
     for rule in rules:
         merged[rule.alertname] = rule
+    for name in disabled:
+        merged.pop(name, None)
     return RuleSet(tuple(merged.values()), detractor)

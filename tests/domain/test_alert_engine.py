@@ -175,9 +175,9 @@ def test_rules_file(tmp_path: Path) -> None:
     path = tmp_path / "rules.yml"
     path.write_text(
         "rules:\n"
-        "  - alert: BillingNps\n    metric: nps_score\n    window: 7d\n    op: '<'\n"
+        "  - alertname: BillingNps\n    metric: nps_score\n    window: 7d\n    op: '<'\n"
         "    threshold: 10\n    resolve_threshold: 20\n    min_samples: 5\n    for: 10m\n"
-        "    severity: critical\n    labels: {team: billing}\n"
+        "    severity: critical\n    filters: {team: billing}\n"
         "detractor:\n  enabled: false\n"
     )
     ruleset = load_rules(str(path), WINDOW_NAMES)
@@ -191,23 +191,23 @@ def test_rules_file(tmp_path: Path) -> None:
     ("text", "message"),
     [
         (
-            "rules:\n  - alert: X\n    metric: happiness\n    window: 1h\n    op: '<'\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
+            "rules:\n  - alertname: X\n    metric: happiness\n    window: 1h\n    op: '<'\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
             ":3: unknown metric 'happiness'",
         ),
-        ("rules:\n  - alert: X\n    metric: nps_score\n", ":2: rule is missing 'window'"),
+        ("rules:\n  - alertname: X\n    metric: nps_score\n", ":2: rule is missing 'window'"),
         (
-            "rules:\n  - alert: X\n    metric: nps_score\n    window: 2h\n    op: '<'\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
+            "rules:\n  - alertname: X\n    metric: nps_score\n    window: 2h\n    op: '<'\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
             ":4: window '2h' is not configured",
         ),
         (
-            "rules:\n  - alert: X\n    metric: nps_score\n    window: 1h\n    op: '=='\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
+            "rules:\n  - alertname: X\n    metric: nps_score\n    window: 1h\n    op: '=='\n    threshold: 0\n    min_samples: 1\n    severity: w\n",
             ":5: op '=='",
         ),
         (
-            "rules:\n  - alert: X\n    metric: nps_score\n    window: 1h\n    op: '<'\n    threshold: low\n    min_samples: 1\n    severity: w\n",
+            "rules:\n  - alertname: X\n    metric: nps_score\n    window: 1h\n    op: '<'\n    threshold: low\n    min_samples: 1\n    severity: w\n",
             ":6: threshold must be a number",
         ),
-        ("rules:\n  - alert: X\n    colour: red\n", ":3: unknown rule key 'colour'"),
+        ("rules:\n  - alertname: X\n    colour: red\n", ":3: unknown rule key 'colour'"),
         ("defaults: maybe\n", ":1: defaults must be true or false"),
         ("rules: [\n", "not valid YAML"),
         ("surprise: 1\n", ":1: unknown key 'surprise'"),
@@ -219,3 +219,21 @@ def test_rules_file_errors_name_the_line(tmp_path: Path, text: str, message: str
     with pytest.raises(RulesError) as err:
         load_rules(str(path), WINDOW_NAMES)
     assert str(path) in str(err.value) and message in str(err.value), str(err.value)
+
+
+def test_shipped_example_rules_file_loads() -> None:
+    path = Path(__file__).resolve().parents[2] / "deploy" / "rules" / "example-rules.yml"
+    ruleset = load_rules(str(path), WINDOW_NAMES)
+    names = {r.alertname for r in ruleset.rules}
+    assert "CxFcrLow" not in names  # switched off with enabled: false
+    assert {"CxNpsLow", "CxCsatLow", "CxFirstResponseSlow"} <= names
+    slow = next(r for r in ruleset.rules if r.alertname == "CxFirstResponseSlow")
+    assert slow.threshold == 7200  # the file replaces the built-in
+
+
+def test_dims_template_field() -> None:
+    rule = Rule("T", "nps_score", "24h", "<", 0, 1, "warning", summary="NPS {value:.0f} ({dims})")
+    desk = Desk(rules(rule))
+    desk.nps([0], T0)
+    desk.evaluate(T0)
+    assert desk.emitted[0]["annotations"]["summary"] == "NPS -100 (channel=chat, team=billing)"
