@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from typing import IO
 
@@ -18,17 +19,32 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the public topics that do not exist yet; returns those created.
+def internal_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """The worker's own topics and their configs (changelogs are compacted)."""
+    compact = {"cleanup.policy": "compact"}
+    return {
+        f"{settings.app_id}-route": {},
+        f"{settings.app_id}-observations": {},
+        f"{settings.app_id}-tickets-changelog": compact,
+        f"{settings.app_id}-windows-changelog": compact,
+    }
 
-    Internal topics and changelogs are created by the worker itself.
+
+def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
+    """Create the topics that do not exist yet; returns those created.
+
+    Public topics and the worker's internal and changelog topics are created
+    *before* Faust subscribes: a consumer that subscribes to a topic the
+    broker does not know yet is assigned none of its partitions until its
+    next metadata refresh, minutes later.
     """
-    names = [
-        settings.tickets_topic,
-        settings.surveys_topic,
-        settings.alerts_topic,
-        settings.deadletter_topic,
-    ]
+    wanted: dict[str, dict[str, str]] = {
+        settings.tickets_topic: {},
+        settings.surveys_topic: {},
+        settings.alerts_topic: {},
+        settings.deadletter_topic: {},
+        **internal_topics(settings),
+    }
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap.split(","),
         client_id="cxstream-admin",
@@ -36,16 +52,29 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
     )
     try:
         existing = set(admin.list_topics())
-        missing = [n for n in names if n not in existing]
         created: list[str] = []
-        for name in missing:
+        for name, config in wanted.items():
+            if name in existing:
+                continue
             try:
                 admin.create_topics(
-                    [NewTopic(name, settings.partitions, settings.replication_factor)]
+                    [
+                        NewTopic(
+                            name,
+                            settings.partitions,
+                            settings.replication_factor,
+                            topic_configs=config,
+                        )
+                    ]
                 )
                 created.append(name)
             except TopicAlreadyExistsError:
                 pass  # another worker won the race
+        deadline = time.monotonic() + timeout_s
+        while created and time.monotonic() < deadline:
+            if set(wanted) <= set(admin.list_topics()):
+                break
+            time.sleep(0.2)
         return created
     finally:
         admin.close()
