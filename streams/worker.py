@@ -39,7 +39,8 @@ def run_worker(settings: Settings) -> int:
         on_alert=forwarder.submit_bytes if forwarder is not None else None,
     )
     if forwarder is not None:
-        pipeline.app.service(forwarder.as_service())
+        # Started and stopped with the app (app.service() needs autodiscovery).
+        pipeline.app.add_dependency(forwarder.as_service())
     worker = faust.Worker(
         pipeline.app,
         loglevel=settings.log_level.upper(),

@@ -36,7 +36,7 @@ Rules file (``--rules FILE`` / ``CX_RULES``)
       enabled: true                    # default true
       severity: info                   # default info
       resolve_after: 24h               # default 24h
-      max_open: 1000                   # open detractor alerts kept per dims key
+      max_open: 500                    # open detractor alerts kept per dims key
       summary: "..."                   # fields: see DETRACTOR_FIELDS
       description: "..."
 
@@ -59,8 +59,14 @@ team=billing``) and every dimension label (``{channel}``, ``{team}``). A
 format spec on ``value`` is safe even when there is no value (it reads
 ``n/a``). Templates are checked when the file is loaded.
 
-An enabled-false entry takes only ``alertname`` and ``enabled``. Filters name
-dimension labels; a filter on a label the worker does not have never matches.
+A rule that replaces a built-in is complete in itself (it inherits nothing
+from the built-in). An enabled-false entry takes only ``alertname`` and
+``enabled``. A built-in whose window the worker does not have (``--windows``)
+is left out and named in ``RuleSet.skipped``; a file rule naming an unknown
+window is an error. Filters name dimension labels; a filter on a label the
+worker does not have never matches. How rules fire and resolve (pending,
+``for``, minimum samples, draining windows) is described in
+``streams.domain.alerting``.
 Every error (unknown key, unknown metric or window, bad op, non-numeric
 threshold, duplicate alertname, ...) raises ``RulesError`` naming the file,
 the line and the key.
@@ -241,7 +247,7 @@ def render_template(template: str, fields: Mapping[str, Any]) -> str:
         return template
 
 
-def _check_template(template: str, numeric: Sequence[str]) -> str | None:
+def _check_template(template: str, numeric: Mapping[str, float]) -> str | None:
     """Render with sample values; returns the problem, or None when it renders.
 
     Unlike ``render_template`` this is strict: the file is where a broken
@@ -258,7 +264,7 @@ def _check_template(template: str, numeric: Sequence[str]) -> str | None:
         root = re.split(r"[.\[]", name, maxsplit=1)[0]
         if root == "" or root.isdigit():
             return f"positional field {{{name}}}: use a named field"
-        sample[root] = 1.5 if root in numeric else "x"
+        sample[root] = numeric.get(root, "x")
     try:
         template.format(**sample)
     except (ValueError, TypeError, IndexError, KeyError, AttributeError) as exc:
@@ -390,7 +396,7 @@ class DetractorConfig:
     resolve_after_s: int = 86_400
     #: Open detractor alerts kept per dims key; beyond it the oldest resolves
     #: early, so a flood of comments cannot grow a table value without bound.
-    max_open: int = 1000
+    max_open: int = 500
     summary: str = "Detractor ({score}/10) on {dims}: {comment}"
     description: str = (
         "An NPS response scored {score} with a comment; follow up with the customer. "
@@ -503,6 +509,15 @@ def default_ruleset(window_names: Sequence[str]) -> RuleSet:
 # ---------------------------------------------------------------------------
 
 _TOP_KEYS: Final = ("defaults", "rules", "detractor")
+#: Numbers that stand in for the numeric template fields when a file is
+#: checked (integers where the field is one, so "{sample_size:d}" passes).
+_RULE_SAMPLE_VALUES: Final[Mapping[str, float]] = {
+    "value": 1.5,
+    "threshold": 1.5,
+    "resolve_threshold": 1.5,
+    "sample_size": 1,
+    "min_samples": 1,
+}
 _RULE_KEYS: Final = (
     "alertname",
     "metric",
@@ -610,7 +625,7 @@ class _Loader:
             )
         return int(match.group(1)) * _UNIT_US[match.group(2)]
 
-    def template(self, node: yaml.Node, where: str, numeric: Sequence[str]) -> str:
+    def template(self, node: yaml.Node, where: str, numeric: Mapping[str, float]) -> str:
         text = self.text(node, where)
         problem = _check_template(text, numeric)
         if problem is not None:
@@ -621,6 +636,7 @@ class _Loader:
 
     def rule(self, node: yaml.Node, where: str) -> tuple[str, yaml.Node, Rule | None]:
         """(alertname, its node, the rule or None for ``enabled: false``)."""
+        where = f"{where}{_name_hint(node)}"
         keys = self.mapping(node, where, _RULE_KEYS)
         if "alertname" not in keys:
             raise self.fail(node, where, "missing required key 'alertname'")
@@ -636,7 +652,6 @@ class _Loader:
                 f"{where}.alertname",
                 f"{DETRACTOR_ALERTNAME} is configured in the 'detractor:' section",
             )
-        where = f"{where} ({alertname})"
         enabled = True
         if "enabled" in keys:
             enabled = self.boolean(keys["enabled"][1], f"{where}.enabled")
@@ -696,7 +711,7 @@ class _Loader:
             args["severity"] = severity
         if "filters" in keys:
             args["filters"] = self.filters(val("filters"), f"{where}.filters")
-        numeric = ("value", "threshold", "resolve_threshold", "sample_size", "min_samples")
+        numeric = _RULE_SAMPLE_VALUES
         for key in ("summary", "description"):
             if key in keys:
                 args[key] = self.template(val(key), f"{where}.{key}", numeric)
@@ -744,7 +759,7 @@ class _Loader:
             args["max_open"] = self.integer(keys["max_open"][1], f"{where}.max_open", 1)
         for key in ("summary", "description"):
             if key in keys:
-                args[key] = self.template(keys[key][1], f"{where}.{key}", ("score",))
+                args[key] = self.template(keys[key][1], f"{where}.{key}", {"score": 3})
         return DetractorConfig(**args)
 
     def load(self, text: str) -> RuleSet:
@@ -806,6 +821,21 @@ class _Loader:
         return RuleSet(
             rules=tuple(rules), detractor=detractor, source=self.path, skipped=tuple(skipped)
         )
+
+
+def _name_hint(node: yaml.Node) -> str:
+    """`` (Name)`` when a rule mapping names itself, so every message about
+    the rule says which one it is, even before its keys are checked."""
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if (
+                isinstance(key_node, yaml.ScalarNode)
+                and key_node.value == "alertname"
+                and isinstance(value_node, yaml.ScalarNode)
+                and _ALERTNAME.match(value_node.value)
+            ):
+                return f" ({value_node.value})"
+    return ""
 
 
 def load_rules(path: str, window_names: Sequence[str]) -> RuleSet:

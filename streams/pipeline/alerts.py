@@ -3,8 +3,8 @@
 The aggregate stage calls ``RuleAlerter`` for each dims key it owns, on every
 change and on timer ticks; the alert book lives inside the key's table value
 (changelog-backed), so a restart or a moved partition neither loses nor
-repeats an alert. Events go to the alerts topic (and, optionally, to
-Alertmanager).
+repeats an alert. Events go to the alerts topic and, with ``--alertmanager``,
+to Alertmanager.
 """
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from streams.domain.alert_book import AlertBook, AlertEvent
-from streams.domain.alert_rules import RuleSet, default_ruleset, load_rules
+from streams.alertmanager import AlertmanagerForwarder
+from streams.domain.alerting import AlertBook, AlertEvent, detractor_events
+from streams.domain.rules import RuleSet, default_ruleset, load_rules
 from streams.domain.windows import DimsState
 from streams.errors import RulesError, SettingsError
 from streams.exposition.pipeline_metrics import PipelineMetrics
-from streams.pipeline.forwarder import AlertmanagerForwarder
 from streams.settings import Settings
 
 
@@ -54,22 +54,22 @@ class RuleAlerter:
         events = book.evaluate(self.rules, self._labels(dims), snapshots, now_us)
         state.alerts = book.to_dict()
         if self.forwarder is not None:
-            # Alerts firing in state are re-posted even if this process did
-            # not emit them (it took the partition over after a restart).
-            for doc in book.firing_documents():
-                self.forwarder.keep_active(doc)
+            # Alerts firing in state are (re-)posted even when this process did
+            # not emit them (it took the partition over); repeats are ignored.
+            for event in book.firing_events(self.rules.detractor):
+                self.forwarder.submit(event.to_dict())
         return self._emit(events)
 
     def detractor(
         self, dims: tuple[str, ...], state: DimsState, response: dict[str, Any], now_us: int
     ) -> list[dict[str, Any]]:
         book = AlertBook.from_dict(state.alerts)
-        events = book.detractor(self.rules, self._labels(dims), response, now_us)
+        events = detractor_events(book, self.rules, self._labels(dims), response, now_us)
         state.alerts = book.to_dict()
         return self._emit(events)
 
     def firing(self, state: DimsState) -> dict[tuple[str, str], int]:
-        return AlertBook.from_dict(state.alerts).firing_counts()
+        return AlertBook.from_dict(state.alerts).firing_count()
 
 
 def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarder | None]:
