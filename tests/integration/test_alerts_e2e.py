@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.integration.test_alertmanager import alertmanager  # noqa: F401 - the real-Alertmanager fixture
 from tests.support import Topics, WorkerProcess, produce, read_topic, utc, wait_for
 
 pytestmark = pytest.mark.integration
@@ -132,5 +133,42 @@ def test_incident_fires_resolves_and_survives_restart(
         for d in res:
             assert d["fingerprint"] == fired[d["labels"]["alertname"]]
             assert d["endsAt"]
+    finally:
+        worker.stop()
+
+
+def test_worker_forwards_to_a_real_alertmanager(
+    kafka_bootstrap: str,
+    topics: Topics,
+    workdir: Path,
+    alertmanager: Any,  # noqa: F811
+) -> None:
+    """`cxstream worker --alertmanager URL`: an incident's alert appears in a
+    real Alertmanager with the contract's labels."""
+    alertmanager.start()
+    worker = WorkerProcess(
+        kafka_bootstrap, topics, workdir, extra=["--alertmanager", alertmanager.url]
+    )
+    try:
+        worker.wait_ready()
+        bad = {"channel": "web", "team": "returns"}
+        produce(
+            kafka_bootstrap,
+            topics.surveys,
+            _surveys("am", "survey.nps", [1] * 35, time.time(), **bad),
+        )
+
+        def in_alertmanager() -> list[dict[str, Any]] | None:
+            found = [a for a in alertmanager.alerts() if a["labels"].get("alertname") == "CxNpsLow"]
+            return found or None
+
+        alerts = wait_for(in_alertmanager, 90, what="CxNpsLow in Alertmanager")
+        assert alerts[0]["labels"] == {
+            "alertname": "CxNpsLow",
+            "severity": "warning",
+            "window": "24h",
+            **bad,
+        }
+        assert alerts[0]["status"]["state"] == "active"
     finally:
         worker.stop()
