@@ -71,6 +71,14 @@ class PipelineMetrics:
             "Partitions of the observations topic this worker owns as active.",
             registry=registry,
         )
+        self._prime()
+
+    def rejected(self, source: str, reason: str) -> None:
+        """One input record dead-lettered: counted as an invalid outcome and by reason."""
+        self.events.labels(source, "invalid").inc()
+        self.invalid.labels(source, reason).inc()
+
+    def _prime(self) -> None:
         # Pre-create the series dashboards expect, so they read 0 instead of absent.
         for source in ("tickets", "surveys"):
             for outcome in ("accepted", "duplicate", "invalid"):

@@ -193,8 +193,7 @@ class Pipeline:
                     log.exception(
                         "processing_error at ingest %s/%d@%d", msg.topic, msg.partition, msg.offset
                     )
-                    self.metrics.events.labels(source, "invalid").inc()
-                    self.metrics.invalid.labels(source, "processing_error").inc()
+                    self.metrics.rejected(source, "processing_error")
                     await self._send_deadletter(
                         prov, msg.value, "processing_error", repr(exc)[:300]
                     )

@@ -56,8 +56,7 @@ class Ingest:
             dimensions=self.settings.dimensions,
         )
         if isinstance(result, Rejection):
-            self.metrics.events.labels(prov.source, "invalid").inc()
-            self.metrics.invalid.labels(prov.source, result.reason).inc()
+            self.metrics.rejected(prov.source, result.reason)
             # One concise line per reason at a rate limit; never the payload.
             self._rejections.warning(
                 (prov.source, result.reason),

@@ -87,8 +87,7 @@ class TicketStage:
                 )
                 if isinstance(event, Rejection):
                     # Only if validation rules changed between ingest and here.
-                    self.metrics.events.labels(prov.source, "invalid").inc()
-                    self.metrics.invalid.labels(prov.source, event.reason).inc()
+                    self.metrics.rejected(prov.source, event.reason)
                     await self._send_deadletter(prov, rec.value, event.reason, event.detail)
                     continue
                 state = states.get(key)
@@ -114,8 +113,7 @@ class TicketStage:
                 )
                 if before is not None:
                     states[key] = RouteState.from_bytes(before)
-                self.metrics.invalid.labels(prov.source, "processing_error").inc()
-                self.metrics.events.labels(prov.source, "invalid").inc()
+                self.metrics.rejected(prov.source, "processing_error")
                 await self._send_deadletter(
                     prov, rec.value, "processing_error", f"{type(exc).__name__}: {exc}"[:300]
                 )
