@@ -65,6 +65,7 @@ class Harness:
             self._dead,
             self.clock.now_us,
         )
+        self.internal_dead: list[tuple[Record, str, str]] = []
         self.aggregate = AggregateStage(
             self.settings,
             self.metrics,
@@ -72,6 +73,7 @@ class Harness:
             NoAlerts(),
             self._alert,
             self.clock.now_us,
+            self._internal_dead,
         )
 
     async def _route(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
@@ -79,6 +81,9 @@ class Harness:
 
     async def _obs(self, key: bytes, value: bytes) -> None:
         self.obs.append(Record(key, value, {}, 0, len(self.obs)))
+
+    async def _internal_dead(self, rec: Record, reason: str, detail: str) -> None:
+        self.internal_dead.append((rec, reason, detail))
 
     async def _alert(self, key: bytes, value: bytes) -> None:
         pass
@@ -222,3 +227,38 @@ def test_processing_error_is_dead_lettered_and_processing_continues(
         )
         == 1
     )
+
+
+def test_aggregate_bug_dead_letters_one_record_and_keeps_the_rest(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from streams.domain.windows import DimsState
+
+    h = Harness()
+    t0 = NOW_US - 60_000_000
+    docs = [
+        {
+            "event_id": f"n{i}",
+            "type": "survey.nps",
+            "occurred_at": iso(t0),
+            "score": s,
+            "channel": "web",
+        }
+        for i, s in enumerate([10, 0, 9])
+    ]
+    h.feed("surveys", docs)
+    for rec in h.route:  # one batch each: one observations record per survey
+        h.run_tickets([rec])
+    assert len(h.obs) == 3  # all for the same dims key
+    real = DimsState.apply
+
+    def buggy(self: Any, obs: Any, now_us: int) -> bool:
+        if obs.value == 0:
+            raise RuntimeError("boom")
+        return bool(real(self, obs, now_us))
+
+    monkeypatch.setattr(DimsState, "apply", buggy)
+    h.run_aggregate(h.obs)
+    assert [(r.offset, reason) for r, reason, _ in h.internal_dead] == [(1, "processing_error")]
+    assert h.counters()["nps"] == {"promoter": 2}  # the others applied once each
+    assert h.registry.get_sample_value("cx_stage_errors_total", {"stage": "aggregate"}) == 1

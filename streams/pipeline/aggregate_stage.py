@@ -104,6 +104,7 @@ class AggregateStage:
         touched: dict[bytes, DimsState] = {}
         alerts: list[dict[str, Any]] = []
         ticks: list[int] = []
+        applied: dict[bytes, list[Record]] = {}  # this batch's records per key, for _rebuild
         for rec in records:
             if rec.key == TICK_KEY:
                 ticks.append(rec.partition)
@@ -119,21 +120,16 @@ class AggregateStage:
             if rec.partition == state.partition and rec.offset <= state.source_offset:
                 self.metrics.replays_skipped.labels("aggregate").inc()
                 continue
-            before = state.to_bytes()
             try:
-                observations, detractors = decode_batch(rec.value)
-                for obs in observations:
-                    state.apply(obs, now)
-                dims = dims_from_key(key)
-                for response in detractors:
-                    alerts.extend(self.alerter.detractor(dims, state, response, now))
+                alerts.extend(self._apply_record(key, state, rec, now))
             except Exception as exc:  # a bug: keep the record, say why, go on
                 log.exception("processing_error in the aggregate stage at offset %d", rec.offset)
-                state = DimsState.from_bytes(before, self.settings.windows)
-                self.cache.drop(key)
+                state = self._rebuild(key, applied.get(key, []), now)
                 await self._send_deadletter(
                     rec, "processing_error", f"{type(exc).__name__}: {exc}"[:300]
                 )
+            else:
+                applied.setdefault(key, []).append(rec)
             state.partition = rec.partition
             state.source_offset = rec.offset
             touched[key] = state
@@ -156,6 +152,32 @@ class AggregateStage:
         for doc in alerts:
             await self._send_alert(doc["fingerprint"].encode(), _dumps(doc))
         self.metrics.stage_batches.labels("aggregate").inc()
+
+    def _apply_record(
+        self, key: bytes, state: DimsState, rec: Record, now: int
+    ) -> list[dict[str, Any]]:
+        assert rec.value is not None
+        observations, detractors = decode_batch(rec.value)
+        for obs in observations:
+            state.apply(obs, now)
+        dims = dims_from_key(key)
+        alerts: list[dict[str, Any]] = []
+        for response in detractors:
+            alerts.extend(self.alerter.detractor(dims, state, response, now))
+        return alerts
+
+    def _rebuild(self, key: bytes, good: list[Record], now: int) -> DimsState:
+        """After a failed record: the key's state as of the batch start (the
+        table still holds it: writes happen after the batch) plus this batch's
+        records that did apply. Costs nothing unless a record fails; their
+        alerts were already collected, so the re-run's are discarded."""
+        self.cache.drop(key)  # the cached object was changed in place
+        raw = self.table.get(key)
+        state = self._new(key) if raw is None else DimsState.from_bytes(raw, self.settings.windows)
+        for rec in good:
+            self._apply_record(key, state, rec, now)
+            state.partition, state.source_offset = rec.partition, rec.offset
+        return state
 
     async def _send_deadletter(self, rec: Record, reason: str, detail: str) -> None:
         self.metrics.stage_errors.labels("aggregate").inc()
