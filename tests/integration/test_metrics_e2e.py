@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.integration import scenario as sc_mod
@@ -15,6 +17,7 @@ from tests.support import (
     Topics,
     WorkerProcess,
     produce,
+    read_topic,
     samples,
     total,
     utc,
@@ -299,3 +302,50 @@ def test_mixed_scenario_two_workers(kafka_bootstrap: str, topics: Topics, workdi
     finally:
         for w in workers:
             w.stop()
+
+
+def test_produce_command_routes_by_type(
+    kafka_bootstrap: str, topics: Topics, workdir: Path
+) -> None:
+    """`cxstream produce FILE` sends each line to its input topic by type."""
+    lines = [
+        {
+            "event_id": "p1",
+            "type": "ticket.created",
+            "occurred_at": utc(time.time()),
+            "ticket_id": "T1",
+        },
+        {"event_id": "p2", "type": "survey.csat", "occurred_at": utc(time.time()), "score": 4},
+        {
+            "event_id": "p3",
+            "type": "ticket.resolved",
+            "occurred_at": utc(time.time()),
+            "ticket_id": "T1",
+        },
+    ]
+    path = workdir / "events.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(d) for d in lines) + b"\n")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "produce",
+            str(path),
+            "--bootstrap",
+            kafka_bootstrap,
+            "--tickets-topic",
+            topics.tickets,
+            "--surveys-topic",
+            topics.surveys,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    tickets = read_topic(kafka_bootstrap, topics.tickets)
+    surveys = read_topic(kafka_bootstrap, topics.surveys)
+    assert sorted(r.value for r in tickets) == sorted(orjson.dumps(d) for d in (lines[0], lines[2]))
+    assert [r.value for r in surveys] == [orjson.dumps(lines[1])]
+    assert {r.key for r in tickets} == {b"T1"}  # keyed by ticket so one ticket stays in order
