@@ -12,7 +12,16 @@ import orjson
 import pytest
 
 from tests.integration.test_alertmanager import alertmanager  # noqa: F401 - the real-Alertmanager fixture
-from tests.support import Topics, WorkerProcess, produce, read_topic, utc, wait_for
+from tests.support import (
+    Topics,
+    WorkerProcess,
+    produce,
+    read_topic,
+    samples,
+    utc,
+    value,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +103,15 @@ def test_incident_fires_resolves_and_survives_restart(
         assert len({d["fingerprint"] for d in det}) == 3
         assert all(d["labels"]["severity"] == "info" for d in det)
         assert all("cust-1" in orjson.dumps(d["annotations"]).decode() for d in det)
+        smp = samples(worker.scrape())
+        for name, severity, n in (
+            ("CxNpsLow", "warning", 1),
+            ("CxCsatLow", "warning", 1),
+            ("CxDetractorResponse", "info", 3),
+        ):
+            labels = {"alertname": name, "severity": severity}
+            assert value(smp, "cx_alerts_total", status="firing", **labels) == n
+            assert value(smp, "cx_alerts_firing", **labels) == n
     finally:
         worker.stop()
 
