@@ -239,11 +239,16 @@ class Pipeline:
         @app.page("/healthz")
         async def healthz_view(web: Any, request: Any) -> Any:
             actives = self._active_partitions(self.obs_topic.get_topic_name())
+            recovery: Any = getattr(self.app.tables, "recovery")  # noqa: B009 - untyped in Faust
             return web.json(
                 {
                     "status": "ok",
                     "app_id": self.settings.app_id,
                     "active_partitions": sorted(actives),
+                    # Settled: not rebalancing and tables recovered. Before
+                    # that, numbers on /metrics may still be catching up.
+                    "rebalancing": bool(self.app.rebalancing),
+                    "recovered": bool(recovery.completed.is_set()),
                 }
             )
 

@@ -88,15 +88,20 @@ def test_mixed_scenario_two_workers(kafka_bootstrap: str, topics: Topics, workdi
     try:
         for w in workers:
             w.wait_ready()
-        # Both workers own partitions before any traffic.
-        wait_for(
-            lambda: (
-                all(len((w.health() or {}).get("active_partitions", [])) >= 1 for w in workers)
-                and sum(len((w.health() or {}).get("active_partitions", [])) for w in workers) == 4
-            ),
-            120,
-            what="the 4 partitions shared by both workers",
-        )
+
+        # Both workers own partitions and the group has settled (no
+        # rebalance or table recovery in flight) before any traffic.
+        def settled() -> bool:
+            health = [w.health() or {} for w in workers]
+            return (
+                all(h.get("active_partitions") for h in health)
+                and sum(len(h.get("active_partitions", [])) for h in health) == 4
+                and all(h.get("recovered") and not h.get("rebalancing") for h in health)
+            )
+
+        wait_for(settled, 120, what="the 4 partitions shared by two settled workers")
+        time.sleep(2)
+        assert settled(), "the group rebalanced again"
         scn = sc_mod.build(time.time())
         produce(kafka_bootstrap, topics.tickets, scn.tickets, key_field="ticket_id")
         n_created = len({e["ticket_id"] for e in scn.tickets})
