@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +208,3 @@ def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -
     if settings.dedup_horizon_s < 3600:
         raise SettingsError("--dedup-horizon / CX_DEDUP_HORIZON: must be at least 1h")
     return settings
-
-
-def setting_names() -> list[str]:
-    return [f.name for f in fields(Settings)]

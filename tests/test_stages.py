@@ -262,3 +262,37 @@ def test_aggregate_bug_dead_letters_one_record_and_keeps_the_rest(
     assert [(r.offset, reason) for r, reason, _ in h.internal_dead] == [(1, "processing_error")]
     assert h.counters()["nps"] == {"promoter": 2}  # the others applied once each
     assert h.registry.get_sample_value("cx_stage_errors_total", {"stage": "aggregate"}) == 1
+
+
+def test_sweep_expires_abandoned_open_ticket_once() -> None:
+    from streams.pipeline.envelope import TICK_KEY
+
+    h = Harness()
+    created = {
+        "event_id": "c9",
+        "type": "ticket.created",
+        "occurred_at": iso(NOW_US - 60_000_000),
+        "ticket_id": "T9",
+        "channel": "chat",
+    }
+    h.feed("tickets", [created])
+    h.run_tickets(h.route)
+    h.run_aggregate(h.obs)
+    from streams.domain.windows import DimsState
+
+    def open_now() -> int:
+        return sum(
+            n
+            for raw in h.windows_table.values()
+            for n in DimsState.from_bytes(raw, h.settings.windows).counters().open.values()
+        )
+
+    assert open_now() == 1 and len(h.tickets_table) == 1
+    h.clock.advance(91 * 86_400)  # past the 90-day limit for an idle open ticket
+    before = len(h.obs)
+    ticks = [Record(TICK_KEY, b"", {}, 0, 100), Record(TICK_KEY, b"", {}, 0, 101)]
+    h.run_tickets(ticks)  # two ticks for the same partition in one batch
+    assert len(h.tickets_table) == 0
+    assert len(h.obs) == before + 1
+    h.run_aggregate(h.obs[before:])
+    assert open_now() == 0

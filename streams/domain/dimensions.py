@@ -18,9 +18,9 @@ DEFAULT_MAX_VALUES = 100
 class DimensionCap:
     """Resolves an event's dimensions to the tuple used as labels and as key.
 
-    The set of admitted values is state of one worker: it is rebuilt from the
-    values seen after a restart. ``unknown`` and ``other`` are always admitted
-    and do not count against the cap.
+    The set of admitted values is state of one worker: after a restart it is
+    rebuilt from the values seen again, in arrival order. ``unknown`` and
+    ``other`` are always admitted and do not count against the cap.
     """
 
     def __init__(
@@ -60,12 +60,6 @@ class DimensionCap:
                 value = inherited.get(name)
             values.append(self.admit(name, value if value is not None else UNKNOWN))
         return tuple(values)
-
-    def remember(self, dims: Sequence[str]) -> None:
-        """Re-admit values of a tuple already in state (after a restart),
-        so a known series keeps its name; the cap still applies."""
-        for name, value in zip(self.names, dims, strict=True):
-            self.admit(name, value)
 
     def admitted_count(self, name: str) -> int:
         return len(self._admitted[name])

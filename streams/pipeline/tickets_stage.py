@@ -160,29 +160,37 @@ class TicketStage:
         for key in dirty:
             self.table[key] = states[key].to_bytes()
             self.metrics.table_writes.labels("tickets").inc()
-        for partition, offset in ticks:
-            await self._sweep(partition, offset, states)
+        if ticks:
+            # The timer ticks every partition at once: one sweep, one pass
+            # over the table, serves every partition ticked in this batch.
+            due: dict[int, int] = {}
+            for partition, offset in ticks:
+                due[partition] = max(offset, due.get(partition, -1))
+            await self._sweep(due, states)
         self.metrics.stage_batches.labels("tickets").inc()
 
-    async def _sweep(self, partition: int, offset: int, fresh: dict[bytes, RouteState]) -> None:
-        """Drop expired ticket states of one partition (finished tickets,
-        orphans, seen ids past the dedup horizon): memory stays bounded."""
+    async def _sweep(self, due: dict[int, int], fresh: dict[bytes, RouteState]) -> None:
+        """Drop expired ticket states of the ticked partitions (finished
+        tickets, orphans, seen ids past the dedup horizon): memory stays
+        bounded. ``due`` maps each ticked partition to its tick's offset,
+        which (with a running index) gives the close observations their ids."""
         now = self._now_us()
         out: dict[bytes, list[Observation]] = defaultdict(list)
         expired: list[bytes] = []
-        index = 0
+        index: dict[int, int] = dict.fromkeys(due, 0)
         for key, raw in list(self.table.items()):
             if key in fresh:
                 continue
             state = RouteState.from_bytes(raw)
-            if state.partition != partition:
+            if state.partition not in due:
                 continue  # another partition's (or a standby copy): not ours to touch
             if state.is_expired(
                 now, dedup_horizon_us=self._dedup_us, retention_us=self._retention_us
             ):
+                p = state.partition
                 for obs in state.close_observations():
-                    stamped = dataclasses.replace(obs, obs_id=obs_id(partition, offset, index))
-                    index += 1
+                    stamped = dataclasses.replace(obs, obs_id=obs_id(p, due[p], index[p]))
+                    index[p] += 1
                     out[dims_key(obs.dims)].append(stamped)
                 expired.append(key)
         await _delivered(
