@@ -3,7 +3,8 @@
     CxError                      anything cxstream raises on purpose
      ├── SettingsError           a bad setting; names it (flag and environment variable)
      ├── RulesError              a bad alert rules file; names the file and line
-     └── ProduceError            `cxstream produce` could not deliver
+     ├── ProduceError            `cxstream produce` could not deliver
+     └── StateFormatError        a stored state row this version cannot read
 
 Bad *input events* are not errors: they are rejections (``Rejection``) and end
 in the dead-letter topic with a reason.
@@ -26,3 +27,8 @@ class RulesError(CxError):
 
 class ProduceError(CxError):
     """Events could not be delivered to Kafka."""
+
+
+class StateFormatError(CxError):
+    """A stored state row has an unknown format version or is corrupt. The
+    worker stops rather than publish numbers from state it cannot read."""

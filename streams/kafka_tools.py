@@ -80,6 +80,21 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         admin.close()
 
 
+def partition_counts(settings: Settings, names: Iterable[str]) -> dict[str, int]:
+    """How many partitions each of these existing topics has."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap.split(","), client_id="cxstream-admin"
+    )
+    try:
+        return {
+            str(t.get("name", t.get("topic"))): len(t["partitions"])
+            for t in admin.describe_topics(list(names))
+            if t.get("partitions")
+        }
+    finally:
+        admin.close()
+
+
 def route_topic(doc: object, settings: Settings) -> str | None:
     """The input topic for an event by its ``type`` prefix, or None."""
     if isinstance(doc, dict):

@@ -17,19 +17,31 @@ def run_worker(settings: Settings) -> int:
     import faust
     from kafka.errors import KafkaError
 
-    from streams.kafka_tools import ensure_topics
+    from streams.kafka_tools import ensure_topics, partition_counts
     from streams.pipeline.alerts import build_alerter
     from streams.pipeline.app import Pipeline
 
     alerter, forwarder = build_alerter(settings)  # rules errors stop us here, before Kafka
     try:
         created = ensure_topics(settings)
+        inputs = partition_counts(settings, [settings.tickets_topic, settings.surveys_topic])
     except KafkaError as exc:
         raise SettingsError(
             f"--bootstrap / CX_KAFKA_BOOTSTRAP: cannot reach Kafka at {settings.bootstrap}: {exc}"
         ) from None
     if created:
         log.info("created topics %s", ", ".join(created))
+    in_place = frozenset(t for t, n in inputs.items() if n == settings.partitions)
+    for topic, n in sorted(inputs.items()):
+        if n != settings.partitions:
+            log.warning(
+                "%s has %d partitions, cxstream %d (--partitions): every record of it "
+                "is re-keyed through the route topic (slower); give it %d partitions",
+                topic,
+                n,
+                settings.partitions,
+                settings.partitions,
+            )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     pipeline = Pipeline(
         settings,
@@ -37,6 +49,7 @@ def run_worker(settings: Settings) -> int:
         CollectorRegistry(),
         alerter,
         on_alert=forwarder.submit_bytes if forwarder is not None else None,
+        in_place_topics=in_place,
     )
     if forwarder is not None:
         # Started and stopped with the app (app.service() needs autodiscovery).

@@ -107,10 +107,8 @@ class Harness:
 
     def counters(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
-        for raw in self.windows_table.values():
-            from streams.domain.windows import DimsState
-
-            c = DimsState.from_bytes(raw, self.settings.windows).counters()
+        for _, state in self.aggregate.snapshot_states({0}):
+            c = state.counters()
             out.setdefault("nps", {})
             for k, v in c.nps.items():
                 out["nps"][k] = out["nps"].get(k, 0) + v
@@ -278,13 +276,12 @@ def test_sweep_expires_abandoned_open_ticket_once() -> None:
     h.feed("tickets", [created])
     h.run_tickets(h.route)
     h.run_aggregate(h.obs)
-    from streams.domain.windows import DimsState
 
     def open_now() -> int:
         return sum(
             n
-            for raw in h.windows_table.values()
-            for n in DimsState.from_bytes(raw, h.settings.windows).counters().open.values()
+            for _, state in h.aggregate.snapshot_states({0})
+            for n in state.counters().open.values()
         )
 
     assert open_now() == 1 and len(h.tickets_table) == 1

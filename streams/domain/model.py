@@ -99,8 +99,9 @@ class Observation:
     priority, placed_us and value from the rolling windows (a correction).
     ``counted`` says whether it also moves the monotonic counters/histograms:
     corrections and retractions never do (counters are never rewound).
-    ``obs_id`` is deterministic (derived from event ids), so a replayed
-    observation can be recognised and ignored downstream.
+    ``obs_id`` is the observation's position on the route topic (see
+    ``windows.obs_id``), so a replayed observation is recognised and ignored
+    downstream.
     """
 
     kind: ObservationKind
@@ -183,6 +184,7 @@ class WindowSnapshot:
     fcr: dict[bool, int]  # first_contact -> tickets (both keys present)
     first_response: DurationSummary
     resolution: DurationSummary
+    ces_sumsq: int = 0  # sum of squared CES scores (for the sample variance)
 
     @property
     def nps_responses(self) -> int:

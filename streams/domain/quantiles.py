@@ -45,17 +45,37 @@ class Sketch:
         index = bucket_of(value)
         self.buckets[index] = self.buckets.get(index, 0) + count
 
-    def remove(self, value: int, count: int = 1) -> None:
-        """Remove up to ``count`` occurrences; never below zero."""
+    def remove(self, value: int, count: int = 1) -> int:
+        """Remove up to ``count`` occurrences, never below zero; returns how
+        many were removed (so a running total can follow exactly)."""
         if value <= 0:
-            self.zeros = max(0, self.zeros - count)
-            return
+            removed = min(count, self.zeros)
+            self.zeros -= removed
+            return removed
         index = bucket_of(value)
-        left = self.buckets.get(index, 0) - count
-        if left > 0:
-            self.buckets[index] = left
+        have = self.buckets.get(index, 0)
+        removed = min(count, have)
+        if have - removed > 0:
+            self.buckets[index] = have - removed
         else:
             self.buckets.pop(index, None)
+        return removed
+
+    def subtract(self, other: Sketch) -> None:
+        """Remove every member of ``other`` (which must be contained in self)."""
+        self.zeros = max(0, self.zeros - other.zeros)
+        for index, n in other.buckets.items():
+            left = self.buckets.get(index, 0) - n
+            if left > 0:
+                self.buckets[index] = left
+            else:
+                self.buckets.pop(index, None)
+
+    def copy(self) -> Sketch:
+        out = Sketch()
+        out.zeros = self.zeros
+        out.buckets = dict(self.buckets)
+        return out
 
     def merge(self, other: Sketch) -> None:
         self.zeros += other.zeros
@@ -71,18 +91,30 @@ class Sketch:
 
     def quantile(self, q: float) -> float | None:
         """Estimate of the nearest-rank value: sorted[max(0, ceil(q*n) - 1)]."""
+        found = self.quantiles((q,))
+        return None if found is None else found[0]
+
+    def quantiles(self, qs: Iterable[float]) -> list[float] | None:
+        """``quantile`` for several q in one pass over the sorted buckets."""
         n = self.count
         if n == 0:
             return None
-        rank = max(0, math.ceil(q * n) - 1)
-        if rank < self.zeros:
-            return 0.0
+        ranks = sorted((max(0, math.ceil(q * n) - 1), i) for i, q in enumerate(qs))
+        out = [0.0] * len(ranks)
+        pending = iter(ranks)
+        rank, slot = next(pending, (None, -1))
         seen = self.zeros
+        while rank is not None and rank < seen:
+            out[slot] = 0.0
+            rank, slot = next(pending, (None, -1))
         for index in sorted(self.buckets):
             seen += self.buckets[index]
-            if seen > rank:
-                return representative(index)
-        return representative(max(self.buckets))  # pragma: no cover - counts add up
+            while rank is not None and rank < seen:
+                out[slot] = representative(index)
+                rank, slot = next(pending, (None, -1))
+            if rank is None:
+                break
+        return out
 
     def to_json(self) -> list[int]:
         """[zeros, index, count, index, count, ...], sorted: compact and deterministic."""

@@ -25,7 +25,10 @@ import orjson
 
 from streams.domain.dimensions import DimensionCap
 from streams.domain.model import US_PER_S, Observation, SurveyResponse, TicketEvent
+from streams.errors import StateFormatError
 
+#: Version of the stored form; any other is refused with a clear error.
+FORMAT = 2
 #: Bound on remembered event ids per key (hostile input cannot grow a state).
 MAX_SEEN = 2_048
 #: Bound on reopens awaiting their resolution (out of order arrival).
@@ -70,9 +73,11 @@ class RouteState:
         self.emitted: dict[str, tuple[int, int]] = {}
         self.open_emitted = False
         self.last_event_us = 0  # processing time of the latest applied event
-        # Managed by the pipeline, persisted here.
+        # Managed by the pipeline, persisted here: the partition the key
+        # lives in, and the last applied offset per source (the route topic
+        # or an input topic whose records were already in this partition).
         self.partition = -1
-        self.source_offset = -1
+        self.offsets: dict[str, int] = {}
 
     @classmethod
     def new(cls) -> RouteState:
@@ -231,6 +236,7 @@ class RouteState:
         c = self.created
         return orjson.dumps(
             {
+                "v": FORMAT,
                 "s": list(self.seen.items()),
                 "c": None if c is None else [c.event_id, c.occurred_us, list(c.dims), c.priority],
                 "a": self.agent_first_us,
@@ -243,13 +249,20 @@ class RouteState:
                 "oe": self.open_emitted,
                 "le": self.last_event_us,
                 "p": self.partition,
-                "o": self.source_offset,
+                "o": self.offsets,
             }
         )
 
     @classmethod
     def from_bytes(cls, data: bytes) -> RouteState:
         doc: dict[str, Any] = orjson.loads(data)
+        if not isinstance(doc, dict) or doc.get("v") != FORMAT:
+            version = doc.get("v") if isinstance(doc, dict) else None
+            raise StateFormatError(
+                f"ticket state has format {version!r}; this cxstream reads format {FORMAT} "
+                "only (state written by another version: start with a new --app-id, or run "
+                "the version that wrote it)"
+            )
         s = cls()
         s.seen = dict(doc["s"])
         if doc["c"] is not None:
@@ -265,7 +278,7 @@ class RouteState:
         s.open_emitted = doc["oe"]
         s.last_event_us = doc["le"]
         s.partition = doc["p"]
-        s.source_offset = doc["o"]
+        s.offsets = dict(doc["o"])
         return s
 
 

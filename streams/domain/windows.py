@@ -7,20 +7,31 @@ one entry per event. An observation is in W at ``now`` when
 ``placed <= now`` and its bucket ``[start, start + W/60)`` ends after
 ``now - W`` (the contract allows quantising the old edge to W/60).
 
-Observations placed in the future (sources' clocks run ahead by up to five
-minutes) wait in ``pending`` until ``now`` reaches them.
+Storage follows what changed, not what is kept: the state is a set of small
+*rows* (one ``meta`` row with the counters, histograms and alert book, and
+one row per bucket), and a batch writes only the rows it touched (see
+``take_changes``). Beside the buckets, each window keeps a running total in
+memory (rebuilt when rows are loaded), so a snapshot costs O(1) buckets, not
+O(61), and is cached until the state changes or the clock crosses an edge.
 
-Replays are harmless: an observation id is its position on the route topic,
-``"P:O:S"`` (route partition, offset of the record that produced it, index
-within that record's observations). Observations from one route partition
-reach a key in order, so one high-water mark per route partition recognises
-any replayed observation in O(partitions) memory.
+Replays are harmless, row by row: an observation id is its position on the
+route topic, ``"P:O:S"`` (route partition, offset of the record that produced
+it, index within that record's observations). Observations from one route
+partition reach a key in order, so each row keeps one high-water mark per
+route partition and applies an observation only when it lies beyond that
+row's mark. Rows are written independently, so after a crash some of a
+batch's rows may have landed and others not; because every row judges a
+replayed observation by its own mark, the replay fills in exactly the rows
+that missed it.
+
+Observations placed in the future (sources' clocks run ahead by up to five
+minutes) wait in their bucket's ``future`` list until ``now`` reaches them.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import orjson
@@ -37,10 +48,26 @@ from streams.domain.model import (
     WindowSpec,
 )
 from streams.domain.quantiles import Sketch
+from streams.errors import StateFormatError
 
 _HIST_BOUNDS_US = [int(b * US_PER_S) for b in DURATION_BUCKETS_S]
-_WINDOW_KINDS = frozenset({"nps", "csat", "ces", "first_response", "resolution", "fcr"})
-_FORMAT = 1
+
+#: Version of the row codec. Rows of any other version are refused with a
+#: clear error rather than misread.
+FORMAT = 2
+META_ROW = b"m"
+
+# Layout of a bucket's integer vector (counts and exact sums).
+_NPS = 0  # promoter, passive, detractor: 0..2
+_CSAT = 3  # scores 1..5: 3..7
+_CES_N, _CES_SUM, _CES_SQ = 8, 9, 10
+_FCR_FALSE, _FCR_TRUE = 11, 12
+_FRT_N, _FRT_SUM = 13, 14
+_RES_N, _RES_SUM = 15, 16
+_VEC_LEN = 17
+
+Position = tuple[int, int]  # (offset, index) on one route partition
+Future = tuple[str, int, int, int]  # kind, placed_us, value, sign
 
 
 def obs_id(partition: int, offset: int, index: int) -> str:
@@ -48,7 +75,7 @@ def obs_id(partition: int, offset: int, index: int) -> str:
     return f"{partition}:{offset}:{index}"
 
 
-def parse_obs_id(text: str) -> tuple[int, tuple[int, int]]:
+def parse_obs_id(text: str) -> tuple[int, Position]:
     partition, offset, index = text.split(":")
     return int(partition), (int(offset), int(index))
 
@@ -57,82 +84,110 @@ def nps_category(score: int) -> str:
     return "promoter" if score >= 9 else "passive" if score >= 7 else "detractor"
 
 
-class _Durations:
-    """Exact count and sum plus a sketch, for one bucket and one duration kind."""
+class _Agg:
+    """What a set of buckets holds: the integer vector and two sketches."""
 
-    __slots__ = ("count", "sketch", "sum_us")
+    __slots__ = ("frt", "res", "vec")
 
     def __init__(self) -> None:
-        self.count = 0
-        self.sum_us = 0
-        self.sketch = Sketch()
+        self.vec = [0] * _VEC_LEN
+        self.frt = Sketch()
+        self.res = Sketch()
 
-    def add(self, value: int, sign: int) -> None:
+    def copy(self) -> _Agg:
+        out = _Agg()
+        out.vec = list(self.vec)
+        out.frt = self.frt.copy()
+        out.res = self.res.copy()
+        return out
+
+    def merge(self, other: _Agg, sign: int = 1) -> None:
+        vec = self.vec
+        for i, n in enumerate(other.vec):
+            vec[i] += sign * n
         if sign > 0:
-            self.count += 1
-            self.sum_us += value
-            self.sketch.add(value)
-        elif self.count > 0:
-            self.count -= 1
-            self.sum_us -= value
-            self.sketch.remove(value)
-
-    def to_json(self) -> list[Any]:
-        return [self.count, self.sum_us, self.sketch.to_json()]
-
-    @classmethod
-    def from_json(cls, doc: list[Any]) -> _Durations:
-        d = cls()
-        d.count, d.sum_us = doc[0], doc[1]
-        d.sketch = Sketch.from_json(doc[2])
-        return d
+            self.frt.merge(other.frt)
+            self.res.merge(other.res)
+        else:
+            self.frt.subtract(other.frt)
+            self.res.subtract(other.res)
 
 
-class _Bucket:
-    """Everything observed in one time bucket of one window."""
+class _Bucket(_Agg):
+    """Everything observed in one time bucket of one window, plus the row's
+    own replay marks and the observations waiting for their time."""
 
-    __slots__ = ("ces", "csat", "fcr", "frt", "nps", "res")
+    __slots__ = ("future", "hwm")
 
     def __init__(self) -> None:
-        self.nps = [0, 0, 0]  # promoter, passive, detractor
-        self.csat = [0, 0, 0, 0, 0]  # scores 1..5
-        self.ces = [0, 0]  # count, sum
-        self.fcr = [0, 0]  # first contact false, true
-        self.frt = _Durations()
-        self.res = _Durations()
+        super().__init__()
+        self.hwm: dict[int, Position] = {}
+        self.future: list[Future] = []
 
-    def add(self, kind: str, value: int, sign: int) -> None:
-        if kind == "nps":
-            i = 0 if value >= 9 else 1 if value >= 7 else 2
-            self.nps[i] = max(0, self.nps[i] + sign)
-        elif kind == "csat":
-            if 1 <= value <= 5:
-                self.csat[value - 1] = max(0, self.csat[value - 1] + sign)
-        elif kind == "ces":
-            if sign > 0:
-                self.ces[0] += 1
-                self.ces[1] += value
-            elif self.ces[0] > 0:
-                self.ces[0] -= 1
-                self.ces[1] -= value
-        elif kind == "fcr":
-            i = 1 if value == 1 else 0
-            self.fcr[i] = max(0, self.fcr[i] + sign)
-        elif kind == "first_response":
-            self.frt.add(value, sign)
-        elif kind == "resolution":
-            self.res.add(value, sign)
 
-    def to_json(self) -> list[Any]:
-        return [self.nps, self.csat, self.ces, self.fcr, self.frt.to_json(), self.res.to_json()]
+# -- folds: each kind's effect on a bucket and its window's running total ----
+# A fold changes the bucket and applies the very same change to the total,
+# including the floors at zero (a retraction of something never counted
+# changes nothing), so the total is always the sum of the buckets.
 
-    @classmethod
-    def from_json(cls, doc: list[Any]) -> _Bucket:
-        b = cls()
-        b.nps, b.csat, b.ces, b.fcr = list(doc[0]), list(doc[1]), list(doc[2]), list(doc[3])
-        b.frt = _Durations.from_json(doc[4])
-        b.res = _Durations.from_json(doc[5])
-        return b
+Fold = Callable[[_Agg, _Agg, int, int], None]
+
+
+def _bump(b: _Agg, t: _Agg, i: int, sign: int) -> None:
+    if b.vec[i] + sign >= 0:
+        b.vec[i] += sign
+        t.vec[i] += sign
+
+
+def _fold_nps(b: _Agg, t: _Agg, value: int, sign: int) -> None:
+    _bump(b, t, _NPS + (0 if value >= 9 else 1 if value >= 7 else 2), sign)
+
+
+def _fold_csat(b: _Agg, t: _Agg, value: int, sign: int) -> None:
+    if 1 <= value <= 5:
+        _bump(b, t, _CSAT + value - 1, sign)
+
+
+def _fold_ces(b: _Agg, t: _Agg, value: int, sign: int) -> None:
+    if sign < 0 and b.vec[_CES_N] == 0:
+        return
+    step = 1 if sign > 0 else -1
+    for agg in (b, t):
+        agg.vec[_CES_N] += step
+        agg.vec[_CES_SUM] += step * value
+        agg.vec[_CES_SQ] += step * value * value
+
+
+def _fold_fcr(b: _Agg, t: _Agg, value: int, sign: int) -> None:
+    _bump(b, t, _FCR_TRUE if value == 1 else _FCR_FALSE, sign)
+
+
+def _durations(n_i: int, sum_i: int, sketch: str) -> Fold:
+    def fold(b: _Agg, t: _Agg, value: int, sign: int) -> None:
+        if sign > 0:
+            for agg in (b, t):
+                agg.vec[n_i] += 1
+                agg.vec[sum_i] += value
+                getattr(agg, sketch).add(value)
+        elif b.vec[n_i] > 0:
+            removed = getattr(b, sketch).remove(value)
+            for agg in (b, t):
+                agg.vec[n_i] -= 1
+                agg.vec[sum_i] -= value
+            if removed:
+                getattr(t, sketch).remove(value, removed)
+
+    return fold
+
+
+FOLDS: dict[str, Fold] = {
+    "nps": _fold_nps,
+    "csat": _fold_csat,
+    "ces": _fold_ces,
+    "fcr": _fold_fcr,
+    "first_response": _durations(_FRT_N, _FRT_SUM, "frt"),
+    "resolution": _durations(_RES_N, _RES_SUM, "res"),
+}
 
 
 class _Histogram:
@@ -148,20 +203,30 @@ class _Histogram:
         self.sum_us += value_us
 
 
-def _window_edge(spec: WindowSpec) -> int:
-    return spec.us // 60
+class _Window:
+    """One window's buckets and their running total."""
+
+    __slots__ = ("buckets", "spec", "total", "width")
+
+    def __init__(self, spec: WindowSpec) -> None:
+        self.spec = spec
+        self.width = spec.us // 60
+        self.buckets: dict[int, _Bucket] = {}
+        self.total = _Agg()
+
+    def outside(self, start: int, now_us: int) -> bool:
+        """A bucket wholly before the window's old edge (it only slides on)."""
+        return start + self.width <= now_us - self.spec.us
 
 
 class DimsState:
-    """Table value of one dims key (one ``(channel, team)``)."""
+    """Everything one dims key (one ``(channel, team)``) keeps."""
 
     def __init__(self, dims: tuple[str, ...], windows: Sequence[WindowSpec]) -> None:
         self.dims = tuple(dims)
         self.specs = tuple(windows)
-        self.series: dict[str, dict[int, _Bucket]] = {w.name: {} for w in self.specs}
-        self.pending: list[tuple[str, int, int, int]] = []  # kind, placed_us, value, sign
-        self.hwm: dict[int, tuple[int, int]] = {}  # route partition -> (offset, index) applied
-        # Counters (never rewound)
+        self._win = {w.name: _Window(w) for w in self.specs}
+        # Counters (never rewound), in the meta row.
         self.nps: dict[str, int] = {}
         self.csat: dict[int, int] = {}
         self.ces: dict[int, int] = {}
@@ -171,14 +236,57 @@ class DimsState:
         self.open: dict[str, int] = {}
         self.frt_hist: dict[str, _Histogram] = {}
         self.res_hist: dict[str, _Histogram] = {}
-        # Managed by the pipeline, persisted here.
-        self.partition = -1
-        self.source_offset = -1
-        self.alerts: dict[str, Any] = {}
+        self.meta_hwm: dict[int, Position] = {}
+        self._partition = -1
+        self._source_offset = -1
+        self._alerts: dict[str, Any] = {}
+        # In memory only: the highest position seen from each route partition
+        # (what ``apply`` reports), and the rows to write.
+        self._seen: dict[int, Position] = {}
+        self._dirty_meta = False
+        self._dirty: set[tuple[str, int]] = set()
+        self._deleted: set[tuple[str, int]] = set()
+        self._version = 0
+        self._snap: tuple[int, int, int, list[WindowSnapshot]] | None = None
 
     @classmethod
     def new(cls, dims: tuple[str, ...], windows: Sequence[WindowSpec]) -> DimsState:
-        return cls(dims, windows)
+        state = cls(dims, windows)
+        state._dirty_meta = True
+        return state
+
+    # -- pipeline bookkeeping, persisted in the meta row ----------------------
+
+    @property
+    def partition(self) -> int:
+        return self._partition
+
+    @partition.setter
+    def partition(self, value: int) -> None:
+        if value != self._partition:
+            self._partition = value
+            self._dirty_meta = True
+
+    @property
+    def source_offset(self) -> int:
+        return self._source_offset
+
+    @source_offset.setter
+    def source_offset(self, value: int) -> None:
+        if value != self._source_offset:
+            self._source_offset = value
+            self._dirty_meta = True
+
+    @property
+    def alerts(self) -> dict[str, Any]:
+        """The alert book (``AlertBook.to_dict()``), persisted in the meta row."""
+        return self._alerts
+
+    @alerts.setter
+    def alerts(self, value: dict[str, Any]) -> None:
+        if value != self._alerts:
+            self._alerts = value
+            self._dirty_meta = True
 
     # -- applying ------------------------------------------------------------
 
@@ -186,20 +294,56 @@ class DimsState:
         """Apply one observation at processing time ``now_us``; False if it was
         already applied (a replay), in which case nothing changes."""
         partition, position = parse_obs_id(obs.obs_id)
-        if position <= self.hwm.get(partition, (-1, -1)):
-            return False
-        self.hwm[partition] = position
-        if self.pending:
-            self._promote(now_us)
-        if obs.counted:
-            self._count(obs)
-        if obs.kind == "open":
-            self.open[obs.priority] = self.open.get(obs.priority, 0) + obs.value
-        if obs.kind in _WINDOW_KINDS:
-            if obs.placed_us > now_us:
-                self.pending.append((obs.kind, obs.placed_us, obs.value, obs.sign))
-            else:
-                self._place(obs.kind, obs.placed_us, obs.value, obs.sign, now_us)
+        fresh = position > self._seen.get(partition, (-1, -1))
+        if fresh:
+            self._seen[partition] = position
+        changed = False
+        if (obs.counted or obs.kind == "open") and position > self.meta_hwm.get(
+            partition, (-1, -1)
+        ):
+            self.meta_hwm[partition] = position
+            self._dirty_meta = changed = True
+            if obs.counted:
+                self._count(obs)
+            if obs.kind == "open":
+                self.open[obs.priority] = self.open.get(obs.priority, 0) + obs.value
+        fold = FOLDS.get(obs.kind)
+        if fold is not None:
+            for win in self._win.values():
+                changed |= self._place(win, fold, obs, partition, position, now_us)
+        if changed:
+            self._version += 1
+        return fresh or changed
+
+    def _place(
+        self,
+        win: _Window,
+        fold: Fold,
+        obs: Observation,
+        partition: int,
+        position: Position,
+        now_us: int,
+    ) -> bool:
+        placed = obs.placed_us
+        start = placed - placed % win.width
+        if win.outside(start, now_us):
+            return False  # already outside this window, and it only slides on
+        bucket = win.buckets.get(start)
+        if bucket is None:
+            if obs.sign < 0:
+                return False  # nothing to retract
+            bucket = win.buckets[start] = _Bucket()
+            self._deleted.discard((win.spec.name, start))
+        elif position <= bucket.hwm.get(partition, (-1, -1)):
+            return False  # this row has it already
+        bucket.hwm[partition] = position
+        self._dirty.add((win.spec.name, start))
+        if bucket.future:
+            _materialise(bucket, win.total, now_us)
+        if placed > now_us:
+            bucket.future.append((obs.kind, placed, obs.value, obs.sign))
+        else:
+            fold(bucket, win.total, obs.value, obs.sign)
         return True
 
     def _count(self, obs: Observation) -> None:
@@ -223,55 +367,47 @@ class DimsState:
         elif kind == "reopened":
             self.reopened[prio] = self.reopened.get(prio, 0) + 1
 
-    def _place(self, kind: str, placed_us: int, value: int, sign: int, now_us: int) -> None:
-        for spec in self.specs:
-            width = _window_edge(spec)
-            start = placed_us - placed_us % width
-            if start + width <= now_us - spec.us:
-                continue  # already outside this window, and it only slides on
-            buckets = self.series[spec.name]
-            bucket = buckets.get(start)
-            if bucket is None:
-                if sign < 0:
-                    continue  # nothing to retract
-                bucket = buckets[start] = _Bucket()
-            bucket.add(kind, value, sign)
-
-    def _promote(self, now_us: int) -> None:
-        due = [p for p in self.pending if p[1] <= now_us]
-        if due:
-            self.pending = [p for p in self.pending if p[1] > now_us]
-            for kind, placed, value, sign in due:
-                self._place(kind, placed, value, sign, now_us)
-
     def expire(self, now_us: int) -> None:
-        """Promote due future observations and drop buckets outside every
+        """Place due future observations and drop buckets outside their
         window: memory stays bounded."""
-        self._promote(now_us)
-        for spec in self.specs:
-            width = _window_edge(spec)
-            buckets = self.series[spec.name]
-            for start in [s for s in buckets if s + width <= now_us - spec.us]:
-                del buckets[start]
+        changed = False
+        for win in self._win.values():
+            for start, bucket in list(win.buckets.items()):
+                if win.outside(start, now_us):
+                    win.total.merge(bucket, -1)
+                    del win.buckets[start]
+                    self._dirty.discard((win.spec.name, start))
+                    self._deleted.add((win.spec.name, start))
+                    changed = True
+                elif bucket.future and any(f[1] <= now_us for f in bucket.future):
+                    _materialise(bucket, win.total, now_us)
+                    self._dirty.add((win.spec.name, start))
+                    changed = True
+        if changed:
+            self._version += 1
 
-    # -- reading -------------------------------------------------------------
+    # -- reading (no side effects but the snapshot cache) ----------------------
+
+    @property
+    def pending(self) -> list[Future]:
+        """Observations waiting for their time, in arrival order per bucket."""
+        return [f for win in self._win.values() for b in win.buckets.values() for f in b.future]
+
+    @property
+    def series(self) -> dict[str, dict[int, _Bucket]]:
+        return {name: win.buckets for name, win in self._win.items()}
 
     def windows(self, now_us: int) -> list[WindowSnapshot]:
+        cached = self._snap
+        if cached is not None and cached[0] == self._version and cached[1] <= now_us < cached[2]:
+            return cached[3]
+        valid_until = 2**62
         out = []
-        for spec in self.specs:
-            width = _window_edge(spec)
-            edge = now_us - spec.us
-            live = [
-                b
-                for start, b in self.series[spec.name].items()
-                if start + width > edge and start <= now_us
-            ]
-            extra = _Bucket()
-            for kind, placed, value, sign in self.pending:
-                if placed <= now_us and placed - placed % width + width > edge:
-                    extra.add(kind, value, sign)
-            live.append(extra)
-            out.append(_snapshot(spec.name, live))
+        for win in self._win.values():
+            snap, until = _window_snapshot(win, now_us)
+            out.append(snap)
+            valid_until = min(valid_until, until)
+        self._snap = (self._version, now_us, valid_until, out)
         return out
 
     def counters(self) -> CountersSnapshot:
@@ -291,102 +427,248 @@ class DimsState:
             },
         )
 
-    # -- storage -------------------------------------------------------------
+    # -- storage: rows ---------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
-        doc = {
-            "v": _FORMAT,
-            "dims": list(self.dims),
-            "p": self.partition,
-            "o": self.source_offset,
-            "a": self.alerts,
-            "w": {
-                spec.name: [
-                    spec.seconds,
-                    [[s, b.to_json()] for s, b in sorted(self.series[spec.name].items())],
-                ]
-                for spec in self.specs
-            },
-            "pend": self.pending,
-            "hwm": [[p, o, s] for p, (o, s) in sorted(self.hwm.items())],
-            "c": {
-                "nps": self.nps,
-                "csat": list(self.csat.items()),
-                "ces": list(self.ces.items()),
-                "created": self.created,
-                "resolved": [[p, fc, n] for (p, fc), n in self.resolved.items()],
-                "reopened": self.reopened,
-                "open": self.open,
-                "frt": {p: [h.buckets, h.sum_us] for p, h in self.frt_hist.items()},
-                "res": {p: [h.buckets, h.sum_us] for p, h in self.res_hist.items()},
-            },
-        }
-        return orjson.dumps(doc)
+    def take_changes(self) -> tuple[dict[bytes, bytes], list[bytes]]:
+        """Rows to write and rows to delete since the last call (row ids are
+        relative to the dims key), and forget them."""
+        upserts: dict[bytes, bytes] = {}
+        if self._dirty_meta:
+            upserts[META_ROW] = self._encode_meta()
+        for name, start in sorted(self._dirty):
+            win = self._win[name]
+            upserts[bucket_row(name, start)] = _encode_bucket(win, start, win.buckets[start])
+        deletes = [bucket_row(name, start) for name, start in sorted(self._deleted)]
+        self._dirty_meta = False
+        self._dirty.clear()
+        self._deleted.clear()
+        return upserts, deletes
+
+    def rows(self) -> dict[bytes, bytes]:
+        """Every row of this state."""
+        out = {META_ROW: self._encode_meta()}
+        for name, win in self._win.items():
+            for start, bucket in sorted(win.buckets.items()):
+                out[bucket_row(name, start)] = _encode_bucket(win, start, bucket)
+        return out
 
     @classmethod
-    def from_bytes(cls, data: bytes, windows: Sequence[WindowSpec]) -> DimsState:
-        doc = orjson.loads(data)
-        state = cls(tuple(doc["dims"]), windows)
-        state.partition = doc["p"]
-        state.source_offset = doc["o"]
-        state.alerts = doc.get("a", {})
-        for spec in state.specs:
-            stored = doc["w"].get(spec.name)
-            # A window whose length changed under the same name starts afresh.
-            if stored is not None and stored[0] == spec.seconds:
-                state.series[spec.name] = {s: _Bucket.from_json(b) for s, b in stored[1]}
-        state.pending = [(k, pl, v, s) for k, pl, v, s in doc["pend"]]
-        state.hwm = {p: (o, s) for p, o, s in doc["hwm"]}
-        c = doc["c"]
-        state.nps = dict(c["nps"])
-        state.csat = {int(k): n for k, n in c["csat"]}
-        state.ces = {int(k): n for k, n in c["ces"]}
-        state.created = dict(c["created"])
-        state.resolved = {(p, bool(fc)): n for p, fc, n in c["resolved"]}
-        state.reopened = dict(c["reopened"])
-        state.open = dict(c["open"])
-        for name, target in (("frt", state.frt_hist), ("res", state.res_hist)):
-            for p, (buckets, sum_us) in c[name].items():
+    def from_rows(
+        cls,
+        dims: tuple[str, ...],
+        rows: Iterable[tuple[bytes, bytes]],
+        windows: Sequence[WindowSpec],
+    ) -> DimsState:
+        """The state stored in ``rows``. Rows of windows no longer configured
+        (or whose length changed under the same name) are dropped: that
+        window starts afresh, and the next ``take_changes`` deletes them."""
+        state = cls(dims, windows)
+        by_seconds = {(w.name, w.seconds) for w in state.specs}
+        for row_id, raw in rows:
+            doc = _decode(row_id, raw)
+            if row_id == META_ROW:
+                state._decode_meta(doc)
+                continue
+            _, _, seconds, start, vec, frt, res, hwm, future = doc
+            name = row_id.split(b"\x1f", 2)[1].decode()
+            if (name, seconds) not in by_seconds:
+                state._deleted.add((name, start))
+                continue
+            win = state._win[name]
+            bucket = _Bucket()
+            bucket.vec = list(vec)
+            bucket.frt = Sketch.from_json(frt)
+            bucket.res = Sketch.from_json(res)
+            bucket.hwm = _unflat_hwm(hwm)
+            bucket.future = [(k, p, v, s) for k, p, v, s in future]
+            win.buckets[start] = bucket
+            win.total.merge(bucket)
+            for partition, position in bucket.hwm.items():
+                if position > state._seen.get(partition, (-1, -1)):
+                    state._seen[partition] = position
+        return state
+
+    def _encode_meta(self) -> bytes:
+        return orjson.dumps(
+            [
+                FORMAT,
+                "m",
+                list(self.dims),
+                self._partition,
+                self._source_offset,
+                self._alerts,
+                _flat_hwm(self.meta_hwm),
+                self.nps,
+                list(self.csat.items()),
+                list(self.ces.items()),
+                self.created,
+                [[p, fc, n] for (p, fc), n in self.resolved.items()],
+                self.reopened,
+                self.open,
+                {p: [h.buckets, h.sum_us] for p, h in self.frt_hist.items()},
+                {p: [h.buckets, h.sum_us] for p, h in self.res_hist.items()},
+            ]
+        )
+
+    def _decode_meta(self, doc: list[Any]) -> None:
+        (_, _, _dims, self._partition, self._source_offset, self._alerts, hwm) = doc[:7]
+        nps, csat, ces, created, resolved, reopened, open_, frt, res = doc[7:]
+        self.meta_hwm = _unflat_hwm(hwm)
+        for partition, position in self.meta_hwm.items():
+            if position > self._seen.get(partition, (-1, -1)):
+                self._seen[partition] = position
+        self.nps = dict(nps)
+        self.csat = {int(k): n for k, n in csat}
+        self.ces = {int(k): n for k, n in ces}
+        self.created = dict(created)
+        self.resolved = {(p, bool(fc)): n for p, fc, n in resolved}
+        self.reopened = dict(reopened)
+        self.open = dict(open_)
+        for stored, target in ((frt, self.frt_hist), (res, self.res_hist)):
+            for p, (buckets, sum_us) in stored.items():
                 h = _Histogram()
                 h.buckets, h.sum_us = list(buckets), sum_us
                 target[p] = h
-        return state
+
+    # One blob of all rows: for tests, benchmarks and tools, not the table.
+    def to_bytes(self) -> bytes:
+        return orjson.dumps([[k.decode(), v.decode()] for k, v in self.rows().items()])
+
+    @classmethod
+    def from_bytes(cls, data: bytes, windows: Sequence[WindowSpec]) -> DimsState:
+        rows = [(k.encode(), v.encode()) for k, v in orjson.loads(data)]
+        meta = dict(rows).get(META_ROW)
+        dims = tuple(_decode(META_ROW, meta)[2]) if meta is not None else ()
+        return cls.from_rows(dims, rows, windows)
 
 
-def _summary(parts: list[_Durations]) -> DurationSummary:
-    count = sum(d.count for d in parts)
-    sum_us = sum(d.sum_us for d in parts)
-    if count == 0:
-        return DurationSummary(0, 0, {})
-    sketch = Sketch.merged(d.sketch for d in parts)
-    quantiles = {}
-    for q in SUMMARY_QUANTILES:
-        est = sketch.quantile(q)
-        quantiles[q] = 0.0 if est is None else est / US_PER_S
-    return DurationSummary(count, sum_us, quantiles)
+def bucket_row(window: str, start: int) -> bytes:
+    """Row id of one bucket; \\x1f cannot occur in a window name."""
+    return b"b\x1f" + window.encode() + b"\x1f" + str(start).encode()
 
 
-def _snapshot(name: str, buckets: list[_Bucket]) -> WindowSnapshot:
-    nps = [0, 0, 0]
-    csat = [0, 0, 0, 0, 0]
-    ces = [0, 0]
-    fcr = [0, 0]
-    for b in buckets:
-        for i in range(3):
-            nps[i] += b.nps[i]
-        for i in range(5):
-            csat[i] += b.csat[i]
-        ces[0] += b.ces[0]
-        ces[1] += b.ces[1]
-        fcr[0] += b.fcr[0]
-        fcr[1] += b.fcr[1]
+def _decode(row_id: bytes, raw: bytes) -> list[Any]:
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise StateFormatError(f"state row {row_id!r} is not valid JSON: {exc}") from None
+    if not isinstance(doc, list) or not doc:
+        version: Any = doc.get("v") if isinstance(doc, dict) else None
+    else:
+        version = doc[0]
+    if version != FORMAT:
+        raise StateFormatError(
+            f"state row {row_id!r} has format {version!r}; this cxstream reads format "
+            f"{FORMAT} only (state written by another version: start with a new --app-id, "
+            "or run the version that wrote it)"
+        )
+    return list(doc)
+
+
+def _encode_bucket(win: _Window, start: int, b: _Bucket) -> bytes:
+    return orjson.dumps(
+        [
+            FORMAT,
+            "b",
+            win.spec.seconds,
+            start,
+            b.vec,
+            b.frt.to_json(),
+            b.res.to_json(),
+            _flat_hwm(b.hwm),
+            b.future,
+        ]
+    )
+
+
+def _flat_hwm(hwm: dict[int, Position]) -> list[int]:
+    out: list[int] = []
+    for p, (o, i) in sorted(hwm.items()):
+        out += (p, o, i)
+    return out
+
+
+def _unflat_hwm(flat: list[int]) -> dict[int, Position]:
+    return {flat[i]: (flat[i + 1], flat[i + 2]) for i in range(0, len(flat), 3)}
+
+
+def _materialise(bucket: _Bucket, total: _Agg, now_us: int) -> None:
+    """Fold the bucket's due future observations in, in arrival order."""
+    waiting: list[Future] = []
+    for entry in bucket.future:
+        kind, placed, value, sign = entry
+        if placed <= now_us:
+            FOLDS[kind](bucket, total, value, sign)
+        else:
+            waiting.append(entry)
+    bucket.future = waiting
+
+
+def _window_snapshot(win: _Window, now_us: int) -> tuple[WindowSnapshot, int]:
+    """The window at ``now_us`` from its running total, and the first instant
+    after which the answer may differ (a bucket leaves or enters, a future
+    observation falls due)."""
+    agg: _Agg | None = None
+    until = 2**62
+    for start, bucket in win.buckets.items():
+        leaves = start + win.width + win.spec.us
+        if win.outside(start, now_us) or start > now_us:
+            if agg is None:
+                agg = win.total.copy()
+            agg.merge(bucket, -1)
+            if start > now_us:
+                until = min(until, start)
+        else:
+            until = min(until, leaves)
+        for _, placed, _, _ in bucket.future:
+            if placed > now_us:
+                until = min(until, placed)
+        if (
+            bucket.future
+            and start <= now_us
+            and not win.outside(start, now_us)
+            and any(f[1] <= now_us for f in bucket.future)
+        ):
+            # Read as if the due ones were placed, without changing the bucket.
+            if agg is None:
+                agg = win.total.copy()
+            _fold_due(bucket, agg, now_us)
+    return _snapshot(win.spec.name, agg if agg is not None else win.total), until
+
+
+def _fold_due(bucket: _Bucket, agg: _Agg, now_us: int) -> None:
+    """Add to ``agg`` the difference the bucket's due future observations
+    would make once placed."""
+    scratch = bucket.copy()
+    sink = _Agg()  # absorbs the folds' running-total side; agg gets the difference
+    for kind, placed, value, sign in bucket.future:
+        if placed <= now_us:
+            FOLDS[kind](scratch, sink, value, sign)
+    agg.merge(bucket, -1)
+    agg.merge(scratch)
+
+
+def _snapshot(name: str, agg: _Agg) -> WindowSnapshot:
+    v = agg.vec
     return WindowSnapshot(
         window=name,
-        nps={"promoter": nps[0], "passive": nps[1], "detractor": nps[2]},
-        csat={i + 1: csat[i] for i in range(5)},
-        ces_count=ces[0],
-        ces_sum=ces[1],
-        fcr={True: fcr[1], False: fcr[0]},
-        first_response=_summary([b.frt for b in buckets]),
-        resolution=_summary([b.res for b in buckets]),
+        nps={"promoter": v[_NPS], "passive": v[_NPS + 1], "detractor": v[_NPS + 2]},
+        csat={score: v[_CSAT + score - 1] for score in range(1, 6)},
+        ces_count=v[_CES_N],
+        ces_sum=v[_CES_SUM],
+        ces_sumsq=v[_CES_SQ],
+        fcr={True: v[_FCR_TRUE], False: v[_FCR_FALSE]},
+        first_response=_summary(v[_FRT_N], v[_FRT_SUM], agg.frt),
+        resolution=_summary(v[_RES_N], v[_RES_SUM], agg.res),
     )
+
+
+def _summary(count: int, sum_us: int, sketch: Sketch) -> DurationSummary:
+    if count == 0:
+        return DurationSummary(0, 0, {})
+    found = sketch.quantiles(SUMMARY_QUANTILES)
+    quantiles = {
+        q: (0.0 if found is None else est / US_PER_S)
+        for q, est in zip(SUMMARY_QUANTILES, found or [0.0] * len(SUMMARY_QUANTILES), strict=True)
+    }
+    return DurationSummary(count, sum_us, quantiles)

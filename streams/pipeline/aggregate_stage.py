@@ -1,24 +1,33 @@
 """Stage 3: per-dims-key rolling windows and counters. Where numbers are kept.
 
 Reads the observations topic (keyed by dims), applies observations to the
-key's ``DimsState`` (one coalesced table write per key per batch), and runs
-the alert rules on change and on timer ticks, inside the partition's own
-agent so alert state is written to the same changelog partition.
+key's ``DimsState`` and runs the alert rules on change and on timer ticks,
+inside the partition's own agent so alert state is written to the same
+changelog partition.
+
+The states of the partitions this worker owns live in memory, decoded once:
+they are built from the table's rows after every assignment (when Faust has
+recovered the table) and kept in step by this stage, their only writer.
+After a batch, each touched state writes only the rows that changed (the
+table is a ``RowTable``). Scrapes and ticks read the in-memory states and
+their cached snapshots; nothing decodes rows on the hot path.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterator, MutableMapping, Sequence
 from typing import Any, Protocol
 
 import orjson
 
-from streams.domain.model import WindowSpec
 from streams.domain.windows import DimsState
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import TICK_KEY, decode_batch, dims_from_key
 from streams.pipeline.records import Record
+from streams.pipeline.tables import key_partition, row_key, split_row_key
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,34 +53,6 @@ class Alerter(Protocol):
         ...
 
 
-class StateCache:
-    """Decoded DimsState per key, valid while the table still holds the very
-    bytes object it was decoded from (so a changelog recovery or a write by
-    anyone else invalidates it automatically)."""
-
-    def __init__(self, windows: Sequence[WindowSpec]) -> None:
-        self._windows = windows
-        self._cache: dict[bytes, tuple[bytes, DimsState]] = {}
-
-    def get(self, key: bytes, raw: bytes) -> DimsState:
-        hit = self._cache.get(key)
-        if hit is not None and hit[0] is raw:
-            return hit[1]
-        state = DimsState.from_bytes(raw, self._windows)
-        self._cache[key] = (raw, state)
-        return state
-
-    def put(self, key: bytes, raw: bytes, state: DimsState) -> None:
-        self._cache[key] = (raw, state)
-
-    def drop(self, key: bytes) -> None:
-        self._cache.pop(key, None)
-
-    def prune(self, live: set[bytes]) -> None:
-        for key in [k for k in self._cache if k not in live]:
-            del self._cache[key]
-
-
 class AggregateStage:
     def __init__(
         self,
@@ -82,6 +63,7 @@ class AggregateStage:
         send_alert: SendAlert,
         now_us: Callable[[], int],
         send_deadletter: SendRecordDeadletter | None = None,
+        recovered: Callable[[], bool] = lambda: True,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -90,38 +72,83 @@ class AggregateStage:
         self._send_alert = send_alert
         self._send_deadletter_cb = send_deadletter
         self._now_us = now_us
-        self.cache = StateCache(settings.windows)
+        self._recovered = recovered
+        self._partitions = settings.partitions
+        self._states: dict[bytes, DimsState] = {}
+        self._owned: frozenset[int] | None = None  # partitions _states was built for
+        self._assigned: frozenset[int] | None = None  # None: every partition (tests)
 
-    def _load(self, key: bytes) -> DimsState | None:
-        raw = self.table.get(key)
-        return None if raw is None else self.cache.get(key, raw)
+    # -- the in-memory states ------------------------------------------------
 
-    def _new(self, key: bytes) -> DimsState:
-        return DimsState.new(dims_from_key(key), self.settings.windows)
+    def assign(self, partitions: set[int] | None) -> None:
+        """The worker's active partitions changed (or ``None``: unknown yet).
+        States are rebuilt from the table at the next use, once recovered:
+        while a partition was elsewhere, another worker may have changed it."""
+        self._owned = None
+        self._states.clear()
+        self._assigned = None if partitions is None else frozenset(partitions)
+
+    def _ensure_built(self) -> bool:
+        if self._owned is not None:
+            return True
+        if not self._recovered():
+            return False
+        owned = self._assigned
+        grouped: dict[bytes, list[tuple[bytes, bytes]]] = defaultdict(list)
+        for key, raw in list(self.table.items()):
+            owner, row_id = split_row_key(key)
+            if owned is None or key_partition(owner, self._partitions) in owned:
+                grouped[owner].append((row_id, raw))
+        self._states = {
+            owner: DimsState.from_rows(dims_from_key(owner), rows, self.settings.windows)
+            for owner, rows in grouped.items()
+        }
+        self._owned = owned if owned is not None else frozenset()
+        log.info(
+            "windows: %d keys loaded from %d rows",
+            len(self._states),
+            sum(map(len, grouped.values())),
+        )
+        return True
+
+    def _state(self, key: bytes) -> DimsState:
+        state = self._states.get(key)
+        if state is None:
+            state = self._states[key] = DimsState.new(dims_from_key(key), self.settings.windows)
+        return state
+
+    def _reload(self, key: bytes) -> DimsState:
+        """The key's state as the table holds it (rows are written after a
+        batch, so: as of the batch start)."""
+        rows = [
+            (row_id, raw)
+            for k, raw in list(self.table.items())
+            for owner, row_id in [split_row_key(k)]
+            if owner == key
+        ]
+        if not rows:
+            return DimsState.new(dims_from_key(key), self.settings.windows)
+        return DimsState.from_rows(dims_from_key(key), rows, self.settings.windows)
+
+    # -- batches -------------------------------------------------------------
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
+        self._ensure_built()  # the agent runs only once tables are recovered
         now = self._now_us()
         touched: dict[bytes, DimsState] = {}
         alerts: list[dict[str, Any]] = []
-        ticks: list[int] = []
+        ticks: set[int] = set()
         applied: dict[bytes, list[Record]] = {}  # this batch's records per key, for _rebuild
         for rec in records:
             if rec.key == TICK_KEY:
-                ticks.append(rec.partition)
+                ticks.add(rec.partition)
                 continue
             if rec.key is None or rec.value is None:
                 continue
             key = rec.key
-            state = touched.get(key)
-            if state is None:
-                state = self._load(key)
-            if state is None:
-                state = self._new(key)
-            if rec.partition == state.partition and rec.offset <= state.source_offset:
-                self.metrics.replays_skipped.labels("aggregate").inc()
-                continue
+            state = self._state(key)
             try:
-                alerts.extend(self._apply_record(key, state, rec, now))
+                fresh, found = self._apply_record(key, state, rec, now)
             except Exception as exc:  # a bug: keep the record, say why, go on
                 log.exception("processing_error in the aggregate stage at offset %d", rec.offset)
                 state = self._rebuild(key, applied.get(key, []), now)
@@ -130,54 +157,64 @@ class AggregateStage:
                 )
             else:
                 applied.setdefault(key, []).append(rec)
+                alerts.extend(found)
+                if not fresh:
+                    self.metrics.replays_skipped.labels("aggregate").inc()
             state.partition = rec.partition
-            state.source_offset = rec.offset
+            state.source_offset = max(state.source_offset, rec.offset)
             touched[key] = state
 
         for key, state in touched.items():
             alerts.extend(self.alerter.evaluate(dims_from_key(key), state, now))
+        # Timer ticks: windows slide without events. Evaluate every owned key
+        # of the ticked partitions (the timer ticks every partition at once).
+        if ticks:
+            for key, state in self._states.items():
+                if key in touched or key_partition(key, self._partitions) not in ticks:
+                    continue
+                state.expire(now)
+                alerts.extend(self.alerter.evaluate(dims_from_key(key), state, now))
+                touched[key] = state
+        # Alert events are delivered before the alert book that produced them
+        # is written: a crash in between repeats an event, never loses one.
+        pending = [await self._send_alert(d["fingerprint"].encode(), _dumps(d)) for d in alerts]
+        for result in pending:
+            if inspect.isawaitable(result):
+                await result
+        for key, state in touched.items():
             self._write(key, state)
-        # Timer ticks: windows slide without events. Evaluate every owned key;
-        # write only the keys whose alert book changed (coalesced writes: a
-        # tick must not rewrite every state every few seconds).
-        # The timer ticks every partition at once: one pass over the table
-        # serves all the partitions ticked in this batch.
-        for key, state in self._owned(set(ticks)):
-            if key in touched:
-                continue
-            state.expire(now)
-            before = _dumps(state.alerts)
-            alerts.extend(self.alerter.evaluate(dims_from_key(key), state, now))
-            if _dumps(state.alerts) != before:
-                self._write(key, state)
-        for doc in alerts:
-            await self._send_alert(doc["fingerprint"].encode(), _dumps(doc))
         self.metrics.stage_batches.labels("aggregate").inc()
 
     def _apply_record(
         self, key: bytes, state: DimsState, rec: Record, now: int
-    ) -> list[dict[str, Any]]:
+    ) -> tuple[bool, list[dict[str, Any]]]:
+        """Apply one observations record: whether anything in it was new, and
+        its alert events. Each row judges replayed observations by itself; the
+        detractor alerts ride on the meta row, judged by its source offset."""
         assert rec.value is not None
         observations, detractors = decode_batch(rec.value)
+        fresh = not observations
         for obs in observations:
-            state.apply(obs, now)
+            fresh |= state.apply(obs, now)
+        if rec.partition == state.partition and rec.offset <= state.source_offset:
+            return fresh, []  # its detractor alerts were raised the first time
         dims = dims_from_key(key)
         alerts: list[dict[str, Any]] = []
         for response in detractors:
             alerts.extend(self.alerter.detractor(dims, state, response, now))
-        return alerts
+        return fresh, alerts
 
     def _rebuild(self, key: bytes, good: list[Record], now: int) -> DimsState:
-        """After a failed record: the key's state as of the batch start (the
-        table still holds it: writes happen after the batch) plus this batch's
-        records that did apply. Costs nothing unless a record fails; their
-        alerts were already collected, so the re-run's are discarded."""
-        self.cache.drop(key)  # the cached object was changed in place
-        raw = self.table.get(key)
-        state = self._new(key) if raw is None else DimsState.from_bytes(raw, self.settings.windows)
+        """After a failed record: the key's state as of the batch start plus
+        this batch's records that did apply. Costs nothing unless a record
+        fails; their alerts were already collected, so the re-run's are
+        discarded."""
+        state = self._reload(key)
         for rec in good:
             self._apply_record(key, state, rec, now)
-            state.partition, state.source_offset = rec.partition, rec.offset
+            state.partition = rec.partition
+            state.source_offset = max(state.source_offset, rec.offset)
+        self._states[key] = state
         return state
 
     async def _send_deadletter(self, rec: Record, reason: str, detail: str) -> None:
@@ -186,28 +223,24 @@ class AggregateStage:
             await self._send_deadletter_cb(rec, reason, detail)
 
     def _write(self, key: bytes, state: DimsState) -> None:
-        raw = state.to_bytes()
-        self.table[key] = raw
-        self.cache.put(key, raw, state)
-        self.metrics.table_writes.labels("windows").inc()
+        upserts, deletes = state.take_changes()
+        for row_id, raw in upserts.items():
+            self.table[row_key(key, row_id)] = raw
+        for row_id in deletes:
+            self.table.pop(row_key(key, row_id), None)
+        if upserts or deletes:
+            self.metrics.table_writes.labels("windows").inc(len(upserts) + len(deletes))
 
-    def _owned(self, partitions: set[int]) -> Iterator[tuple[bytes, DimsState]]:
-        if not partitions:
-            return
-        for key, raw in list(self.table.items()):
-            state = self.cache.get(key, raw)
-            if state.partition in partitions:
-                yield key, state
+    # -- reading -------------------------------------------------------------
 
     def snapshot_states(self, active_partitions: set[int]) -> Iterator[tuple[bytes, DimsState]]:
-        """States this worker publishes: active partitions only, never standbys."""
-        live: set[bytes] = set()
-        for key, raw in list(self.table.items()):
-            live.add(key)
-            state = self.cache.get(key, raw)
-            if state.partition in active_partitions:
+        """States this worker publishes: active partitions only, never
+        standbys, and nothing while the table is still recovering."""
+        if not self._ensure_built():
+            return
+        for key, state in list(self._states.items()):
+            if key_partition(key, self._partitions) in active_partitions:
                 yield key, state
-        self.cache.prune(live)
 
 
 def _dumps(doc: Any) -> bytes:

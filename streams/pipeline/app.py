@@ -28,7 +28,12 @@ from streams.pipeline.envelope import (
 )
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.records import Record
-from streams.pipeline.tables import key_partitioned_table
+from streams.pipeline.tables import (
+    RouteKeyTable,
+    RowTable,
+    key_partitioned_table,
+    route_partition,
+)
 from streams.pipeline.tickets_stage import TicketStage
 from streams.settings import Settings
 
@@ -40,8 +45,8 @@ RAW: dict[str, Any] = {
     "key_serializer": "raw",
     "value_serializer": "raw",
 }
-BATCH_MAX = 500
-BATCH_WITHIN_S = 0.05
+BATCH_MAX = 2000
+BATCH_WITHIN_S = 0.1
 
 
 def _record(event: Any) -> Record:
@@ -65,6 +70,7 @@ class Pipeline:
         registry: CollectorRegistry,
         alerter: Alerter,
         on_alert: Any = None,
+        in_place_topics: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -91,6 +97,9 @@ class Pipeline:
             key_serializer="raw",
             value_serializer="raw",
             producer_acks=-1,
+            # Batch sends for a few milliseconds: one produce request per
+            # partition per batch instead of one per record.
+            producer_linger=0.005,
             broker_commit_interval=1.0,
         )
         app = self.app
@@ -107,9 +116,11 @@ class Pipeline:
         # Coalesced writes happen after a batch, so the changelog partition
         # comes from the key itself (see tables.py). Tables take the app's
         # raw serializers.
-        self.tickets_table = key_partitioned_table(app, "tickets", s.partitions)
-        self.windows_table = key_partitioned_table(app, "windows", s.partitions)
-        self.ingest = Ingest(s, self.metrics, self._send_route, self._send_deadletter)
+        self.tickets_table = key_partitioned_table(app, "tickets", s.partitions, RouteKeyTable)
+        self.windows_table = key_partitioned_table(app, "windows", s.partitions, RowTable)
+        self.ingest = Ingest(
+            s, self.metrics, self._send_route, self._send_deadletter, in_place_topics
+        )
         self.tickets = TicketStage(
             s,
             self.metrics,
@@ -126,7 +137,9 @@ class Pipeline:
             self._send_alert,
             clock.now_us,
             self._send_internal_deadletter,
+            recovered=self._recovered,
         )
+        self.aggregate.assign(set())  # nothing is ours before the first assignment
         self._on_alert = on_alert
         self.alerter = alerter
         if hasattr(alerter, "metrics"):
@@ -137,7 +150,12 @@ class Pipeline:
     # -- sends -------------------------------------------------------------
 
     async def _send_route(self, key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
-        await self.route_topic.send(key=key, value=value, headers=headers)
+        await self.route_topic.send(
+            key=key,
+            value=value,
+            headers=headers,
+            partition=route_partition(key, self.settings.partitions),
+        )
 
     async def _send_observation(self, key: bytes, value: bytes) -> Any:
         # Returns the delivery future: the ticket stage awaits it before
@@ -173,30 +191,55 @@ class Pipeline:
 
     # -- agents ------------------------------------------------------------
 
+    def _recovered(self) -> bool:
+        recovery: Any = getattr(self.app.tables, "recovery")  # noqa: B009 - untyped in Faust
+        return not self.app.rebalancing and bool(recovery.completed.is_set())
+
     def _register_agents(self) -> None:
         app = self.app
 
+        # The aggregate stage keeps its partitions' states in memory: it
+        # rebuilds them from the table after every change of assignment.
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+        async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+            self.aggregate.assign(set())
+
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+        async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+            self.aggregate.assign(self._active_partitions(self.obs_topic.get_topic_name()))
+
         async def ingest(stream: Any, source: str) -> AsyncIterator[None]:
-            async for event in stream.events():
-                msg = event.message
-                prov = Provenance(
-                    source=source,
-                    topic=msg.topic,
-                    partition=msg.partition,
-                    offset=msg.offset,
-                    key=msg.key,
-                    received_us=self.clock.now_us(),
-                )
-                try:
-                    await self.ingest.handle(prov, msg.value)
-                except Exception as exc:
-                    log.exception(
-                        "processing_error at ingest %s/%d@%d", msg.topic, msg.partition, msg.offset
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                in_place: list[Record] = []
+                for event in events:
+                    msg = event.message
+                    prov = Provenance(
+                        source=source,
+                        topic=msg.topic,
+                        partition=msg.partition,
+                        offset=msg.offset,
+                        key=msg.key,
+                        received_us=self.clock.now_us(),
                     )
-                    self.metrics.rejected(source, "processing_error")
-                    await self._send_deadletter(
-                        prov, msg.value, "processing_error", repr(exc)[:300]
-                    )
+                    try:
+                        rec = await self.ingest.handle(prov, msg.value)
+                    except Exception as exc:
+                        log.exception(
+                            "processing_error at ingest %s/%d@%d",
+                            msg.topic,
+                            msg.partition,
+                            msg.offset,
+                        )
+                        self.metrics.rejected(source, "processing_error")
+                        await self._send_deadletter(
+                            prov, msg.value, "processing_error", repr(exc)[:300]
+                        )
+                        continue
+                    if rec is not None:
+                        in_place.append(rec)
+                if in_place:
+                    await self.tickets.handle_batch(in_place)
+                await self._flushed()
                 yield None
 
         @app.agent(self.tickets_topic, name="cx-ingest-tickets")
@@ -213,12 +256,14 @@ class Pipeline:
         async def tickets_stage(stream: Any) -> AsyncIterator[None]:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
                 await self.tickets.handle_batch([_record(e) for e in events])
+                await self._flushed()
                 yield None
 
         @app.agent(self.obs_topic, name="cx-aggregate")
         async def aggregate_stage(stream: Any) -> AsyncIterator[None]:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
                 await self.aggregate.handle_batch([_record(e) for e in events])
+                await self._flushed()
                 yield None
 
         @app.timer(self.settings.tick_interval_s)  # type: ignore[untyped-decorator]
@@ -239,7 +284,6 @@ class Pipeline:
         @app.page("/healthz")
         async def healthz_view(web: Any, request: Any) -> Any:
             actives = self._active_partitions(self.obs_topic.get_topic_name())
-            recovery: Any = getattr(self.app.tables, "recovery")  # noqa: B009 - untyped in Faust
             return web.json(
                 {
                     "status": "ok",
@@ -248,9 +292,16 @@ class Pipeline:
                     # Settled: not rebalancing and tables recovered. Before
                     # that, numbers on /metrics may still be catching up.
                     "rebalancing": bool(self.app.rebalancing),
-                    "recovered": bool(recovery.completed.is_set()),
+                    "recovered": self._recovered(),
                 }
             )
+
+    async def _flushed(self) -> None:
+        """Wait until everything a batch sent (records and table changelog
+        writes) is acknowledged, before its input offsets may be committed:
+        Faust commits offsets without waiting for the producer, so a crash
+        right after a commit could otherwise lose a write."""
+        await self.app.producer.flush()
 
     async def _tick(self, topic: Any) -> None:
         for partition in sorted(self._active_partitions(topic.get_topic_name())):

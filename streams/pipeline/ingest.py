@@ -1,8 +1,10 @@
 """Stage 1: where an event enters. Size check, decode, validate, route.
 
 Input topics are read as raw bytes, so Faust never drops a record it cannot
-decode: every record ends here as *forwarded* (to the route topic, keyed by
-ticket or event id) or *dead-lettered* with a reason. Nothing else.
+decode: every record ends here as *in place* (already in its ticket's
+partition: handed to the ticket stage as it is), *forwarded* (to the route
+topic, keyed by ticket or event id) or *dead-lettered* with a reason.
+Nothing else.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streams.domain.model import Rejection, SurveyResponse, TicketEvent
-from streams.domain.validation import decode, is_late
+from streams.domain.validation import decode
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import Provenance
 from streams.pipeline.ratelimit import RateLimitedLog
+from streams.pipeline.records import Record
+from streams.pipeline.tables import route_partition
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -41,14 +45,21 @@ class Ingest:
         metrics: PipelineMetrics,
         send_route: SendRoute,
         send_deadletter: SendDeadletter,
+        in_place_topics: frozenset[str] = frozenset(),
     ) -> None:
         self.settings = settings
+        #: Input topics with as many partitions as cxstream's: there, a record
+        #: keyed by its ticket id already sits in its ticket's partition.
+        self.in_place_topics = in_place_topics
         self.metrics = metrics
         self._send_route = send_route
         self._send_deadletter = send_deadletter
         self._rejections = RateLimitedLog(log, interval_s=10.0)
 
-    async def handle(self, prov: Provenance, value: bytes | None) -> None:
+    async def handle(self, prov: Provenance, value: bytes | None) -> Record | None:
+        """Validate one input record. Returns it, prepared, when it already
+        sits in its ticket's partition (the caller hands it to the ticket
+        stage); otherwise it is forwarded or dead-lettered here."""
         result = decode(
             value,
             "tickets" if prov.source == "tickets" else "surveys",
@@ -69,8 +80,23 @@ class Ingest:
                 prov.offset,
             )
             await self._send_deadletter(prov, value, result.reason, result.detail)
-            return
-        if is_late(result.occurred_us, prov.received_us, self.settings.longest_window_us):
-            self.metrics.late.labels(prov.source).inc()
+            return None
         assert value is not None  # a decoded event had bytes
-        await self._send_route(route_key(result), value, prov.headers())
+        key = route_key(result)
+        if (
+            prov.topic in self.in_place_topics
+            and result.ticket_id is not None
+            and prov.key == key[2:]
+            and prov.partition == route_partition(key, self.settings.partitions)
+        ):
+            return Record(
+                key=key,
+                value=value,
+                headers={},
+                partition=prov.partition,
+                offset=prov.offset,
+                space="t" if prov.source == "tickets" else "s",
+                prepared=(prov, result),
+            )
+        await self._send_route(key, value, prov.headers())
+        return None

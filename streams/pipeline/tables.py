@@ -7,6 +7,10 @@ topics whose metadata it may not have loaded yet. Every key reaching a stage
 was produced with Kafka's default partitioner (murmur2 of the key bytes), so
 its record, its table entry and its changelog partition are computed by the
 same function here.
+
+The windows table holds several small rows per dims key (see
+``streams/domain/windows.py``); ``RowTable`` places each row in its dims
+key's partition.
 """
 
 from __future__ import annotations
@@ -28,9 +32,55 @@ class KeyPartitionedTable(faust.Table):  # type: ignore[type-arg]
         return key_partition(bytes(key), int(partitions))
 
 
-def key_partitioned_table(app: faust.App, name: str, partitions: int) -> KeyPartitionedTable:
-    table = KeyPartitionedTable(
-        app, name=name, partitions=partitions, key_type=bytes, value_type=bytes
-    )
+def route_partition(route_key: bytes, partitions: int) -> int:
+    """The partition of a route key (``t:<ticket_id>`` or ``e:<event_id>``).
+
+    A ticket lives in the partition of its bare ticket id: the key event
+    sources are asked to use (``cxstream produce`` does). So an input record
+    keyed by its ticket id, with the default partitioner and as many
+    partitions as cxstream's, already sits where its state is, and skips the
+    re-key hop; any other record is re-keyed through the route topic to the
+    same partition.
+    """
+    if route_key.startswith(b"t:"):
+        return key_partition(route_key[2:], partitions)
+    return key_partition(route_key, partitions)
+
+
+class RouteKeyTable(KeyPartitionedTable):
+    """The tickets table: keyed by route key, placed by ``route_partition``."""
+
+    def partition_for_key(self, key: Any) -> int:
+        partitions = self.partitions or self.app.conf.topic_partitions
+        return route_partition(bytes(key), int(partitions))
+
+
+#: Separates the owner key from the row id in a row table's keys. It cannot
+#: occur in a dims key (label values match ``[a-z0-9 _./:-]``, joined by \x1f).
+ROW_SEP = b"\x1e"
+
+
+def row_key(owner: bytes, row_id: bytes) -> bytes:
+    return owner + ROW_SEP + row_id
+
+
+def split_row_key(key: bytes) -> tuple[bytes, bytes]:
+    owner, _, row_id = key.partition(ROW_SEP)
+    return owner, row_id
+
+
+class RowTable(KeyPartitionedTable):
+    """A table of several rows per owner key (``owner \x1e row``): every row
+    lives in its owner's partition, so one worker owns all of them."""
+
+    def partition_for_key(self, key: Any) -> int:
+        partitions = self.partitions or self.app.conf.topic_partitions
+        return key_partition(split_row_key(bytes(key))[0], int(partitions))
+
+
+def key_partitioned_table(
+    app: faust.App, name: str, partitions: int, cls: type[KeyPartitionedTable] = KeyPartitionedTable
+) -> KeyPartitionedTable:
+    table = cls(app, name=name, partitions=partitions, key_type=bytes, value_type=bytes)
     app.tables.add(table)
     return table

@@ -1,20 +1,24 @@
 """Stage 2: per-ticket state. Where a ticket's numbers are derived.
 
-Reads the route topic (keyed by ticket id, or event id for unlinked surveys),
-applies each event to that key's ``RouteState`` and emits ``Observation``s to
-the observations topic keyed by dims. Table writes are coalesced: one write
-per key per batch.
+Reads the route topic (keyed by ticket id, or event id for unlinked surveys)
+and the input records that already sit in their ticket's partition (handed
+over by ingest, validated), applies each event to that key's ``RouteState``
+and emits ``Observation``s to the observations topic keyed by dims, one
+record per dims key per batch. Table writes are coalesced: one write per key
+per batch. Both paths run under one lock, so a key's state has one writer.
 
-Replays are harmless. Each observation's id is its position on the route
-topic (``partition:offset:index``), so a replayed record yields the same ids
-and the aggregate stage (one high-water mark per route partition) ignores
-them. Observations are delivered *before* the state that produced them is
-written: a persisted state never stands for observations that were lost, and
-a record at or below the state's last applied offset is skipped outright.
+Replays are harmless. Each observation's id is its record's position
+(``partition:offset:index``, the partition part distinct per source topic),
+so a replayed record yields the same ids and the aggregate stage (one
+high-water mark per position partition) ignores them. Observations are
+delivered *before* the state that produced them is written: a persisted
+state never stands for observations that were lost, and a record at or
+below the state's last applied offset for its topic is skipped outright.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
 import logging
@@ -23,9 +27,9 @@ from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
 from streams.domain.dimensions import DimensionCap
-from streams.domain.model import US_PER_S, Observation, Rejection, SurveyResponse
+from streams.domain.model import US_PER_S, Event, Observation, Rejection, SurveyResponse
 from streams.domain.ticket_state import RouteState
-from streams.domain.validation import decode
+from streams.domain.validation import decode, is_late
 from streams.domain.windows import obs_id
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import TICK_KEY, Provenance, dims_key, encode_batch
@@ -57,12 +61,17 @@ class TicketStage:
         self._now_us = now_us
         self._dedup_us = int(settings.dedup_horizon_s * US_PER_S)
         self._retention_us = int(settings.ticket_retention_s * US_PER_S)
+        self._lock = asyncio.Lock()
 
     def _load(self, key: bytes) -> RouteState:
         raw = self.table.get(key)
         return RouteState.new() if raw is None else RouteState.from_bytes(raw)
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
+        async with self._lock:
+            await self._handle_batch(records)
+
+    async def _handle_batch(self, records: Sequence[Record]) -> None:
         states: dict[bytes, RouteState] = {}
         dirty: set[bytes] = set()
         out: dict[bytes, list[Observation]] = defaultdict(list)
@@ -75,16 +84,21 @@ class TicketStage:
                 continue
             if rec.key is None:  # cannot happen: ingest always keys route records
                 continue
-            prov = Provenance.from_headers(rec.headers)
             key = rec.key
             before: bytes | None = None
+            event: Event | Rejection
+            if rec.prepared is not None:
+                prov, event = rec.prepared
+            else:
+                prov = Provenance.from_headers(rec.headers)
             try:
-                event = decode(
-                    rec.value,
-                    "tickets" if prov.source == "tickets" else "surveys",
-                    prov.received_us,
-                    dimensions=self.settings.dimensions,
-                )
+                if rec.prepared is None:
+                    event = decode(
+                        rec.value,
+                        "tickets" if prov.source == "tickets" else "surveys",
+                        prov.received_us,
+                        dimensions=self.settings.dimensions,
+                    )
                 if isinstance(event, Rejection):
                     # Only if validation rules changed between ingest and here.
                     self.metrics.rejected(prov.source, event.reason)
@@ -93,7 +107,9 @@ class TicketStage:
                 state = states.get(key)
                 if state is None:
                     state = self._load(key)
-                if rec.partition == state.partition and rec.offset <= state.source_offset:
+                if rec.partition == state.partition and rec.offset <= state.offsets.get(
+                    rec.space, -1
+                ):
                     # Already applied and persisted (with its observations
                     # delivered first): an at-least-once replay.
                     self.metrics.replays_skipped.labels("tickets").inc()
@@ -120,13 +136,16 @@ class TicketStage:
                 continue
             states[key] = state
             state.partition = rec.partition
-            state.source_offset = max(state.source_offset, rec.offset)
+            state.offsets[rec.space] = max(state.offsets.get(rec.space, -1), rec.offset)
             dirty.add(key)
             self.metrics.events.labels(prov.source, outcome.status).inc()
             if outcome.status != "accepted":
-                continue  # a duplicate has no effect
+                continue  # a duplicate has no effect, and is not late either
+            if is_late(event.occurred_us, prov.received_us, self.settings.longest_window_us):
+                self.metrics.late.labels(prov.source).inc()
+            position = rec.position_partition
             for index, obs in enumerate(outcome.observations):
-                stamped = dataclasses.replace(obs, obs_id=obs_id(rec.partition, rec.offset, index))
+                stamped = dataclasses.replace(obs, obs_id=obs_id(position, rec.offset, index))
                 out[dims_key(obs.dims)].append(stamped)
             if (
                 outcome.status == "accepted"
