@@ -204,14 +204,14 @@ class YamlWalker:
         for key, (_, value_node) in self.mapping(node, where, None).items():
             raw = self.scalar(value_node, f"{where}.{key}")
             if isinstance(raw, bool) or raw is None:
-                raise self.fail(value_node, f"{where}.{key}", f"{raw!r} is not a valid dimension value")
+                raise self.fail(
+                    value_node, f"{where}.{key}", f"{raw!r} is not a valid dimension value"
+                )
             text = str(raw)
             out[key] = normalise_dimension(text) or text
         return out
 
-    def build(
-        self, make: Callable[[], Any], keys: Nodes, node: yaml.Node, where: str
-    ) -> Any:
+    def build(self, make: Callable[[], Any], keys: Nodes, node: yaml.Node, where: str) -> Any:
         """``make()`` (a model constructor); its ``FieldError`` names the field's line."""
         try:
             return make()
