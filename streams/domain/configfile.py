@@ -125,7 +125,7 @@ class YamlWalker:
             raise self.fail(node, where, "expected a single value, not a list or mapping")
         try:
             return self._constructor.construct_object(node, deep=True)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, ValueError) as exc:  # ValueError: 2025-02-30
             raise self.fail(node, where, f"unreadable value: {exc}") from None
 
     def is_null(self, node: yaml.Node) -> bool:

@@ -36,11 +36,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from streams.domain.configfile import FieldError, check_filters
 from streams.domain.model import US_PER_S
+
+if TYPE_CHECKING:  # sla imports this module
+    from streams.domain.sla import SlaPolicy
 
 __all__ = [
     "ALWAYS_OPEN",
@@ -110,7 +113,7 @@ def _days(text: str) -> list[int]:
 def parse_hours(spec: str) -> tuple[OpenInterval, ...]:
     """``mon-fri 09:00-17:00`` (days: ``mon``, ``mon-fri``, ``fri-mon``,
     ``mon,wed``; several time ranges separated by commas; end up to 24:00)."""
-    parts = spec.strip().lower().split(None, 1)
+    parts = spec.strip().split(None, 1)
     if len(parts) != 2:
         raise FieldError("hours", f"{spec!r} is not {_HOURS_HINT}")
     days = _days(parts[0])
@@ -209,13 +212,11 @@ class Assignment:
 
 @dataclass(frozen=True)
 class SchedulesConfig:
-    """The schedules file: named schedules, their assignment and the SLA
-    policy (``streams.domain.sla.SlaPolicy``; typed loosely here to keep the
-    modules apart)."""
+    """The schedules file: named schedules, their assignment and the SLA policy."""
 
     schedules: Mapping[str, Schedule] = field(default_factory=dict)
     assignments: tuple[Assignment, ...] = ()
-    sla: object | None = None
+    sla: SlaPolicy | None = None
     source: str = "<built-in>"
 
     def __post_init__(self) -> None:

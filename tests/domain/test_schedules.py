@@ -221,7 +221,7 @@ def test_unreachable_target_gives_none() -> None:
 
 
 def test_parse_hours_forms() -> None:
-    ivs = parse_hours("Sat,SUN 10:00-12:00, 13:00-16:00")
+    ivs = parse_hours("sat,sun 10:00-12:00, 13:00-16:00")
     assert {(i.weekday, i.start_us // MIN, i.end_us // MIN) for i in ivs} == {
         (5, 600, 720),
         (6, 600, 720),
