@@ -83,6 +83,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise CxError(f"FILE: cannot read {args.file!r}: {exc.strerror}") from None
 
 
+def cmd_validate_config(args: argparse.Namespace) -> int:
+    from streams.validate_config import run
+
+    settings = _settings(args)
+    return run(args.file, args.kind, [w.name for w in settings.windows], sys.stdout)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from streams.demo import run_demo
 
@@ -111,6 +118,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("file", help="JSON Lines file, or - for standard input")
     _add_settings(validate, ["dimensions"])
     validate.set_defaults(func=cmd_validate)
+
+    validate_config = sub.add_parser(
+        "validate-config", help="check an alert rules or schedules/SLA file (errors at FILE:LINE)"
+    )
+    validate_config.add_argument("file", help="YAML rules or schedules file")
+    validate_config.add_argument(
+        "--kind", choices=("rules", "schedules"), help="default: from the top-level keys"
+    )
+    _add_settings(validate_config, ["windows"])
+    validate_config.set_defaults(func=cmd_validate_config)
 
     demo = sub.add_parser(
         "demo", help="start a local broker, a worker and realistic traffic on this machine"

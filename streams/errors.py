@@ -3,6 +3,7 @@
     CxError                      anything cxstream raises on purpose
      ├── SettingsError           a bad setting; names it (flag and environment variable)
      ├── RulesError              a bad alert rules file; names the file and line
+     ├── SchedulesError          a bad schedules/SLA file; names the file and line
      ├── ProduceError            `cxstream produce` could not deliver
      └── StateFormatError        a stored state row this version cannot read
 
@@ -23,6 +24,10 @@ class SettingsError(CxError):
 
 class RulesError(CxError):
     """An alert rules file is unreadable or invalid. The message names the line."""
+
+
+class SchedulesError(CxError):
+    """A schedules/SLA file is unreadable or invalid. The message names the line."""
 
 
 class ProduceError(CxError):

@@ -28,6 +28,16 @@ Threshold rules, per rule and dims key::
   applies to this key (filters), resolves. One whose labels changed (e.g. a
   new severity) resolves under its old labels and starts again under the new.
 
+Confidence (contract 8.1): a rule with ``confidence: true`` is judged on a
+bound of the window's confidence interval, given by the ``bounds`` source
+passed to ``evaluate`` (``streams.domain.confidence.WindowBounds``): the
+upper bound for ``<``/``<=``, the lower bound for ``>``/``>=``, both to fire
+and to resolve (hysteresis applies to the bound). Without a bound (no source
+passed, or CES with fewer than two responses) such a rule does not fire, and
+a firing one resolves. Its firing event's annotations carry ``lower_bound``,
+``upper_bound`` and ``confidence`` (the level); the resolved event repeats
+the firing event's annotations, like every resolved event.
+
 Detractor alerts (``CxDetractorResponse``): one firing alert per NPS response
 of 0-6 with a non-empty comment, deduplicated by the response's ``event_id``
 while it is open, resolved by ``evaluate`` once ``resolve_after`` (24 h) has
@@ -50,12 +60,13 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, Protocol
 
 from streams.domain.model import SurveyResponse, WindowSnapshot
 from streams.domain.rules import (
     DEFAULT_DETRACTOR,
     RESERVED_LABELS,
+    Bounds,
     DetractorConfig,
     Rule,
     RuleSet,
@@ -70,6 +81,7 @@ __all__ = [
     "MAX_COMMENT_CHARS",
     "AlertBook",
     "AlertEvent",
+    "BoundsSource",
     "Status",
     "detractor_events",
     "fingerprint",
@@ -77,6 +89,17 @@ __all__ = [
 ]
 
 Status = Literal["firing", "resolved"]
+
+
+class BoundsSource(Protocol):
+    """The confidence interval of a rule's metric in a window snapshot: the
+    seam through which window state feeds ``confidence: true`` rules."""
+
+    @property
+    def level(self) -> float: ...
+
+    def __call__(self, metric: str, snap: WindowSnapshot) -> Bounds | None: ...
+
 
 #: The ``window`` label of detractor alerts: they are about one response.
 DETRACTOR_WINDOW: Final = "response"
@@ -291,6 +314,15 @@ def _alert_labels(
     return labels
 
 
+def _bounds_annotations(interval: Bounds, level: float) -> dict[str, str]:
+    # Annotations are strings; repr keeps every digit of the float.
+    return {
+        "lower_bound": repr(interval.lower),
+        "upper_bound": repr(interval.upper),
+        "confidence": repr(level),
+    }
+
+
 def _rules_of(rules: RuleSet | Iterable[Rule]) -> tuple[tuple[Rule, ...], DetractorConfig]:
     if isinstance(rules, RuleSet):
         return rules.rules, rules.detractor
@@ -342,9 +374,11 @@ class AlertBook:
         labels: Mapping[str, str],
         snapshots: Mapping[str, WindowSnapshot],
         now_us: int,
+        bounds: BoundsSource | None = None,
     ) -> list[AlertEvent]:
         """Advance every rule at ``now_us``; also resolves detractor alerts
-        that are due. Returns the events to publish, in a deterministic order."""
+        that are due. Returns the events to publish, in a deterministic order.
+        ``bounds`` gives confidence intervals to ``confidence: true`` rules."""
         rule_list, detractor_cfg = _rules_of(rules)
         dims = dict(labels)
         events: list[AlertEvent] = []
@@ -353,7 +387,7 @@ class AlertBook:
             if not rule.applies_to(dims):
                 continue
             live.add(rule.alertname)
-            events.extend(self._step(rule, dims, snapshots, now_us))
+            events.extend(self._step(rule, dims, snapshots, now_us, bounds))
         for name in sorted(set(self._tracked) - live):
             entry = self._tracked.pop(name)
             if entry.firing:  # its rule is gone or no longer covers this key
@@ -367,6 +401,7 @@ class AlertBook:
         dims: Mapping[str, str],
         snapshots: Mapping[str, WindowSnapshot],
         now_us: int,
+        bounds: BoundsSource | None,
     ) -> list[AlertEvent]:
         events: list[AlertEvent] = []
         labels = _alert_labels(rule.alertname, rule.severity, rule.window, dims)
@@ -382,14 +417,18 @@ class AlertBook:
         snap = snapshots.get(rule.window)
         value = None if snap is None else rule.value(snap)
         samples = 0 if snap is None else rule.sample_size(snap)
+        interval = None
+        if rule.confidence and snap is not None and bounds is not None:
+            interval = bounds(rule.metric, snap)
+        judged = rule.judged(value, interval)
 
         if entry is not None and entry.firing:
-            if value is None or rule.recovered(value):
+            if judged is None or rule.recovered(judged):
                 del self._tracked[rule.alertname]
                 events.append(self._resolved(entry, snapshots, now_us))
             return events
 
-        breaching = value is not None and samples >= rule.min_samples and rule.breaches(value)
+        breaching = judged is not None and samples >= rule.min_samples and rule.breaches(judged)
         if not breaching:
             self._tracked.pop(rule.alertname, None)  # a pending alert starts over
             return events
@@ -405,12 +444,14 @@ class AlertBook:
             )
             self._tracked[rule.alertname] = entry
         if now_us - entry.since_us >= rule.for_us:
-            fields = rule.template_fields(dims, value, samples)
+            fields = rule.template_fields(dims, value, samples, interval)
             entry.firing = True
             entry.annotations = {
                 "summary": render_template(rule.summary, fields),
                 "description": render_template(rule.description, fields),
             }
+            if interval is not None and bounds is not None:
+                entry.annotations.update(_bounds_annotations(interval, bounds.level))
             entry.value = value
             entry.sample_size = samples
             events.append(entry.firing_event())

@@ -184,7 +184,7 @@ class WindowSnapshot:
     fcr: dict[bool, int]  # first_contact -> tickets (both keys present)
     first_response: DurationSummary
     resolution: DurationSummary
-    ces_sumsq: int = 0  # sum of squared CES scores (for the sample variance)
+    ces_sum_sq: int | None = None  # sum of squared CES scores; None: not kept (no CES bounds)
 
     @property
     def nps_responses(self) -> int:

@@ -656,7 +656,7 @@ def _snapshot(name: str, agg: _Agg) -> WindowSnapshot:
         csat={score: v[_CSAT + score - 1] for score in range(1, 6)},
         ces_count=v[_CES_N],
         ces_sum=v[_CES_SUM],
-        ces_sumsq=v[_CES_SQ],
+        ces_sum_sq=v[_CES_SQ],
         fcr={True: v[_FCR_TRUE], False: v[_FCR_FALSE]},
         first_response=_summary(v[_FRT_N], v[_FRT_SUM], agg.frt),
         resolution=_summary(v[_RES_N], v[_RES_SUM], agg.res),
