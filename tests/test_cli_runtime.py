@@ -62,7 +62,7 @@ def test_typos_are_still_rejected(name: str, value: str) -> None:
 
 @pytest.mark.parametrize("name", [n for n in SETTINGS if n.endswith("_s")])
 def test_every_duration_setting_takes_bare_seconds(name: str) -> None:
-    flag, env, _ = SETTINGS[name]
+    _, env, _ = SETTINGS[name]
     assert getattr(load_settings({name: "86400"}, {}), name) == 86400.0
     assert getattr(load_settings({}, {env: "7200"}), name) == 7200.0
     assert getattr(load_settings({name: "2h"}, {}), name) == 7200.0
