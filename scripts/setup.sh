@@ -14,10 +14,12 @@ command -v mvn >/dev/null || die "mvn not found: install Maven (it resolves the 
 PY="${PYTHON:-python3}"
 "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 11))' || die "Python 3.11 or newer is required ($PY)"
 
-# Prometheus's promtool and Alertmanager: real parts the tests run against.
+# Prometheus, promtool and Alertmanager: real parts the tests run against.
 need_apt=()
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+# docker-compose (1.29, pure Python) checks docker-compose.yml; `config` needs no engine.
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 if (( ${#need_apt[@]} )); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get to install them"

@@ -81,6 +81,8 @@ class AlertmanagerForwarder:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failures = 0
+        self.failed_posts_total = 0  # every failed attempt, for cx_alertmanager_post_failures_total
+        self.dropped_total = 0  # alerts Alertmanager refused
         self._retry_at = 0.0  # loop time; 0 = not backing off
         self._next_resend = 0.0  # loop time of the next periodic re-post of active alerts
 
@@ -328,6 +330,7 @@ class AlertmanagerForwarder:
 
     def _drop(self, kind: str, fp: str, version: int, reason: str) -> None:
         log.warning("alertmanager: rejected alert %s (%s), dropping it: %s", fp, kind, reason)
+        self.dropped_total += 1
         store = self._active if kind == "active" else self._resolved
         current = store.get(fp)
         if current is not None and current[0] == version:
@@ -335,6 +338,7 @@ class AlertmanagerForwarder:
             self._unsent.discard(fp)
 
     def _failed(self, now: float, exc: BaseException) -> None:
+        self.failed_posts_total += 1
         delay = self._backoff(now)
         reason = f"{type(exc).__name__}: {exc}".strip()
         # One warning when posting starts failing, then quietly retry: a down

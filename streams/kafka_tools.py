@@ -6,10 +6,11 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import IO
 
 import orjson
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -30,21 +31,37 @@ def internal_topics(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
-def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
-    """Create the topics that do not exist yet; returns those created.
-
-    Public topics and the worker's internal and changelog topics are created
-    *before* Faust subscribes: a consumer that subscribes to a topic the
-    broker does not know yet is assigned none of its partitions until its
-    next metadata refresh, minutes later.
-    """
-    wanted: dict[str, dict[str, str]] = {
+def all_topics(settings: Settings) -> dict[str, dict[str, str]]:
+    """Every topic a worker reads or writes, public first, with its configs."""
+    return {
         settings.tickets_topic: {},
         settings.surveys_topic: {},
         settings.alerts_topic: {},
         settings.deadletter_topic: {},
         **internal_topics(settings),
     }
+
+
+def ensure_topics(
+    settings: Settings, timeout_s: float = 30.0, retention_ms: int | None = None
+) -> list[str]:
+    """Create the topics that do not exist yet; returns those created.
+
+    Public topics and the worker's internal and changelog topics are created
+    *before* Faust subscribes: a consumer that subscribes to a topic the
+    broker does not know yet is assigned none of its partitions until its
+    next metadata refresh, minutes later. Existing topics are left as they
+    are (idempotent). ``retention_ms`` applies to the non-compacted topics;
+    changelogs are compacted and must keep every key's latest value.
+    """
+    wanted = all_topics(settings)
+    if retention_ms is not None:
+        wanted = {
+            name: config
+            if config.get("cleanup.policy") == "compact"
+            else {**config, "retention.ms": str(retention_ms)}
+            for name, config in wanted.items()
+        }
     admin = KafkaAdminClient(
         bootstrap_servers=settings.bootstrap.split(","),
         client_id="cxstream-admin",
@@ -163,3 +180,67 @@ def produce(
     if failures:
         raise ProduceError(f"{len(failures)} records failed, first: {failures[0]}")
     return sent, skipped
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    topic: str
+    partition: int
+    end_offset: int
+    committed: int | None  # None: the group has committed nothing here
+
+    @property
+    def lag(self) -> int | None:
+        return None if self.committed is None else max(0, self.end_offset - self.committed)
+
+
+def describe_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, list[PartitionLag]]:
+    """Partitions of every worker topic and the lag of the worker's consumer group.
+
+    The group is the app id (Faust's consumer group). Missing topics map to
+    an empty list. Reading committed offsets does not join the group, so
+    this is safe while workers run. Changelog topics are read by recovery,
+    not through the group, so they show no committed offset.
+    """
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap.split(","),
+        group_id=settings.app_id,
+        enable_auto_commit=False,
+        client_id="cxstream-describe",
+        request_timeout_ms=int(timeout_s * 1000) + 1000,
+    )
+    try:
+        known = consumer.topics()
+        out: dict[str, list[PartitionLag]] = {}
+        for topic in all_topics(settings):
+            parts = sorted(consumer.partitions_for_topic(topic) or ()) if topic in known else []
+            tps = [TopicPartition(topic, p) for p in parts]
+            ends = consumer.end_offsets(tps) if tps else {}
+            out[topic] = [
+                PartitionLag(topic, tp.partition, int(ends[tp]), consumer.committed(tp))
+                for tp in tps
+            ]
+        return out
+    finally:
+        consumer.close()
+
+
+def format_description(topics: dict[str, list[PartitionLag]], group: str) -> str:
+    """A table of topics, partitions, end offsets, committed offsets and lag."""
+    lines = [
+        f"consumer group {group}",
+        f"{'topic':40} {'part':>4} {'end':>10} {'committed':>10} {'lag':>8}",
+    ]
+    for topic, parts in topics.items():
+        if not parts:
+            lines.append(f"{topic:40} {'(missing)':>4}")
+            continue
+        total = sum(p.lag or 0 for p in parts)
+        for p in parts:
+            committed = "-" if p.committed is None else str(p.committed)
+            lag = "-" if p.lag is None else str(p.lag)
+            lines.append(f"{topic:40} {p.partition:>4} {p.end_offset:>10} {committed:>10} {lag:>8}")
+        lines.append(
+            f"{topic:40} {'all':>4} {sum(p.end_offset for p in parts):>10} {'':>10} {total:>8}"
+        )
+    return "\n".join(lines)

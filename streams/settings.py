@@ -3,11 +3,14 @@
 Every setting has a command-line flag and an environment variable; the flag
 wins. Errors stop start-up with a ``SettingsError`` that names the setting.
 An unknown ``CX_*`` variable is an error too: a typo must not silently fall
-back to a default in production.
+back to a default in production. The one exception is what Kubernetes injects
+for a Service named ``cx`` or ``cx-*`` (service links, see
+``is_service_link``): those are not settings, and a pod must still start.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -17,7 +20,7 @@ from typing import Any
 from streams.domain.model import DEFAULT_DIMENSIONS, WindowSpec
 from streams.errors import SettingsError
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)\s*$")
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 _HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,30}$")
@@ -25,11 +28,23 @@ _TOPIC = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
 
 def parse_duration_s(text: str, setting: str) -> float:
-    """'90s', '15m', '24h', '7d', '250ms' -> seconds."""
+    """'90s', '15m', '24h', '7d', '250ms', or bare seconds ('86400') -> seconds."""
     match = _DURATION.match(text)
     if match is None:
-        raise SettingsError(f"{setting}: {text!r} is not a duration like 30s, 15m, 24h or 7d")
-    return int(match.group(1)) * _UNITS_MS[match.group(2)] / 1000.0
+        raise SettingsError(
+            f"{setting}: {text!r} is not a duration like 30s, 15m, 24h, 7d or 86400 (seconds)"
+        )
+    return int(match.group(1)) * _UNITS_MS[match.group(2) or "s"] / 1000.0
+
+
+def format_duration(seconds: float) -> str:
+    """A short exact text for a duration: 604800 -> '7d', 86400 -> '24h', 0.25 -> '250ms'."""
+    ms = round(seconds * 1000)
+    for unit in ("d", "h", "m", "s"):
+        # Days only from two on: "24h" reads better than "1d".
+        if ms and ms % _UNITS_MS[unit] == 0 and (unit != "d" or ms >= 2 * _UNITS_MS["d"]):
+            return f"{ms // _UNITS_MS[unit]}{unit}"
+    return f"{ms}ms"
 
 
 def parse_windows(text: str, setting: str = "--windows / CX_WINDOWS") -> tuple[WindowSpec, ...]:
@@ -188,10 +203,62 @@ SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
 OTHER_VARIABLES = frozenset({"CX_TEST_BOOTSTRAP", "CX_KAFKA_START_TIMEOUT"})
 
 
+# What Kubernetes injects into every pod for each Service in its namespace
+# (unless enableServiceLinks is false), for a Service "cx" or "cx-<name>":
+# CX[_NAME]_SERVICE_HOST=10.0.0.11, CX[_NAME]_SERVICE_PORT[_<PORTNAME>]=6066,
+# CX[_NAME]_PORT=tcp://10.0.0.11:6066 and, per port and protocol,
+# CX[_NAME]_PORT_6066_TCP=tcp://10.0.0.11:6066 with _PROTO=tcp, _PORT=6066,
+# _ADDR=10.0.0.11. Names *and* values must have these shapes, so a typo such
+# as CX_WEBS_PORT=6066 (a plain number, not tcp://...) is still an error.
+_SVC = r"CX(?:_[A-Z0-9_]+?)?"
+_ADDR_URL = re.compile(r"^(tcp|udp|sctp)://(\[[0-9a-fA-F:]+\]|[0-9a-fA-F.:]+):(\d{1,5})$")
+_SERVICE_LINK_NAMES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(rf"^{_SVC}_SERVICE_HOST$"), "ip"),
+    (re.compile(rf"^{_SVC}_SERVICE_PORT(?:_[A-Z0-9_]+)?$"), "port"),
+    (re.compile(rf"^{_SVC}_PORT$"), "url"),
+    (re.compile(rf"^{_SVC}_PORT_\d{{1,5}}_(?:TCP|UDP|SCTP)$"), "url"),
+    (re.compile(rf"^{_SVC}_PORT_\d{{1,5}}_(?:TCP|UDP|SCTP)_PROTO$"), "proto"),
+    (re.compile(rf"^{_SVC}_PORT_\d{{1,5}}_(?:TCP|UDP|SCTP)_PORT$"), "port"),
+    (re.compile(rf"^{_SVC}_PORT_\d{{1,5}}_(?:TCP|UDP|SCTP)_ADDR$"), "ip"),
+)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def is_service_link(name: str, value: str) -> bool:
+    """Whether NAME=VALUE is a Kubernetes service-link variable, not a setting."""
+    # Several name shapes can match (CX_PORT_6066_TCP_PORT also looks like the
+    # _PORT of a Service "cx-port-6066-tcp"): any one whose value fits will do.
+    return any(
+        pattern.match(name) and _value_fits(shape, value) for pattern, shape in _SERVICE_LINK_NAMES
+    )
+
+
+def _value_fits(shape: str, value: str) -> bool:
+    if shape == "ip":
+        return _is_ip(value)
+    if shape == "port":
+        return value.isdigit() and 0 < int(value) < 65536
+    if shape == "proto":
+        return value in ("tcp", "udp", "sctp")
+    match = _ADDR_URL.match(value)
+    return match is not None and _is_ip(match.group(2))
+
+
 def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Settings:
     """Build settings from flag values (by field name; None = not given) and the environment."""
     known_env = {env for _, env, _ in SETTINGS.values()} | OTHER_VARIABLES
-    unknown = sorted(k for k in environ if k.startswith("CX_") and k not in known_env)
+    unknown = sorted(
+        k
+        for k, v in environ.items()
+        if k.startswith("CX_") and k not in known_env and not is_service_link(k, v)
+    )
     if unknown:
         raise SettingsError(
             f"unknown setting {unknown[0]} in the environment (known: {', '.join(sorted(known_env))})"

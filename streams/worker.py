@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from prometheus_client import CollectorRegistry
-
 from streams.domain.clock import SystemClock
 from streams.errors import SettingsError
+from streams.exposition.runtime import AlertmanagerCollector, worker_registry
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,10 +42,13 @@ def run_worker(settings: Settings) -> int:
                 settings.partitions,
             )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    registry = worker_registry()
+    if forwarder is not None:
+        registry.register(AlertmanagerCollector(forwarder))
     pipeline = Pipeline(
         settings,
         SystemClock(),
-        CollectorRegistry(),
+        registry,
         alerter,
         on_alert=forwarder.submit_bytes if forwarder is not None else None,
         in_place_topics=in_place,

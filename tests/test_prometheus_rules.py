@@ -9,9 +9,11 @@ install it (scripts/setup.sh does).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -89,14 +91,69 @@ def test_every_rule_has_a_unit_test() -> None:
     assert alerts - alerts_silent == set(), "alerts never tested staying silent"
 
 
+def _alert_groups() -> dict[str, list[dict[str, Any]]]:
+    doc = yaml.safe_load((PROM / "alerting-rules.yml").read_text())
+    return {group["name"]: group["rules"] for group in doc["groups"]}
+
+
 def test_alerting_rules_match_the_built_in_defaults() -> None:
     from streams.domain.rules import DEFAULT_RULES
 
-    _, alerts = _rules()
-    assert alerts == {r.alertname for r in DEFAULT_RULES}
-    severities = {
-        rule["alert"]: rule["labels"]["severity"]
-        for group in yaml.safe_load((PROM / "alerting-rules.yml").read_text())["groups"]
-        for rule in group["rules"]
-    }
+    defaults = _alert_groups()["cxstream-defaults"]
+    assert {r["alert"] for r in defaults} == {r.alertname for r in DEFAULT_RULES}
+    severities = {rule["alert"]: rule["labels"]["severity"] for rule in defaults}
     assert severities == {r.alertname: r.severity for r in DEFAULT_RULES}
+
+
+def test_self_monitoring_watches_worker_input_dead_letters_lag_and_forwarding() -> None:
+    exprs = " ".join(r["expr"] for r in _alert_groups()["cxstream-self"])
+    for metric in (
+        'up{job="cxstream"}',
+        "cx_events_total",
+        "cx_events_invalid_total",
+        "cx_consumer_lag",
+        "cx_state_recovering",
+        "cx_alertmanager_post_failures_total",
+    ):
+        assert metric in exprs, metric
+
+
+def test_every_alert_waits_and_links_its_runbook_section() -> None:
+    runbook = (REPO / "docs" / "runbook.md").read_text()
+    sections = {line[3:].strip() for line in runbook.splitlines() if line.startswith("## ")}
+    alerts = [rule for rules in _alert_groups().values() for rule in rules]
+    for rule in alerts:
+        name = rule["alert"]
+        assert re.fullmatch(r"\d+[smh]", str(rule.get("for", ""))), f"{name}: no for:"
+        assert rule["annotations"]["runbook_url"] == f"docs/runbook.md#{name.lower()}", name
+        assert name in sections, f"docs/runbook.md has no section for {name}"
+        assert rule["labels"]["severity"] in ("info", "warning", "critical"), name
+    assert sections == {rule["alert"] for rule in alerts}, "runbook sections without an alert"
+
+
+def test_recording_rules_follow_level_metric_operations() -> None:
+    records, _ = _rules()
+    for group in yaml.safe_load((PROM / "recording-rules.yml").read_text())["groups"]:
+        for rule in group["rules"]:
+            name, expr = rule["record"], rule["expr"]
+            match = re.fullmatch(r"([a-z]+(?:_[a-z]+)*):(cx_[a-z_]+):([a-z0-9_]+)", name)
+            assert match, f"{name} is not level:metric:operations"
+            level, metric, _ = match.groups()
+            # The level names exactly the labels the aggregation keeps.
+            kept = set(re.findall(r"by \(([^)]*)\)", expr)[0].replace(" ", "").split(","))
+            assert set(level.split("_")) == kept - {"le"}, name
+            base = metric.removesuffix("_total")
+            assert base in expr or metric.rsplit("_", 1)[0] in expr, name
+    assert len(records) == 15
+
+
+def test_example_rules_file_loads_and_points_at_real_files() -> None:
+    from streams.domain.rules import load_rules
+
+    path = REPO / "deploy" / "rules" / "example-rules.yml"
+    rules = load_rules(str(path), ["1h", "24h", "7d", "30d"])
+    assert rules is not None
+    named = re.findall(r"\b((?:streams|deploy|docs)/[\w./-]+\.(?:py|yml|md))", path.read_text())
+    assert named, "the example names no file"
+    for name in named:
+        assert (REPO / name).is_file(), f"example-rules.yml points at missing {name}"
