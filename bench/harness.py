@@ -184,7 +184,7 @@ def wait_processed(
         yield time.perf_counter() - t0, done
         if done >= n:
             return
-        time.sleep(0.25)
+        time.sleep(1.0)
 
 
 def fmt_rate(x: Any) -> str:

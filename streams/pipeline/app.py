@@ -7,6 +7,7 @@ Faust itself never decodes (and never silently skips) a record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
@@ -301,7 +302,16 @@ class Pipeline:
         writes) is acknowledged, before its input offsets may be committed:
         Faust commits offsets without waiting for the producer, so a crash
         right after a commit could otherwise lose a write."""
-        await self.app.producer.flush()
+        producer = self.app.producer
+        buffer = producer.buffer
+        # Faust's buffer of table writes lets the conductor stall at 100
+        # pending writes, and its flush polls one write at a time; a batch
+        # writes hundreds. Let the buffer's own task hand them all to the
+        # client, then flush the client once.
+        buffer.max_messages = BATCH_MAX * 4
+        while buffer.size:
+            await asyncio.sleep(0)
+        await producer.flush()
 
     async def _tick(self, topic: Any) -> None:
         for partition in sorted(self._active_partitions(topic.get_topic_name())):
