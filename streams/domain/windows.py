@@ -292,7 +292,10 @@ class DimsState:
 
     def apply(self, obs: Observation, now_us: int) -> bool:
         """Apply one observation at processing time ``now_us``; False if it was
-        already applied (a replay), in which case nothing changes."""
+        already applied (a replay), in which case nothing changes. (An
+        observation that changes no row at all, e.g. one outside every
+        window, leaves no trace in the rows: after a reload, its replay is
+        reported as new, and still changes nothing.)"""
         partition, position = parse_obs_id(obs.obs_id)
         fresh = position > self._seen.get(partition, (-1, -1))
         if fresh:
