@@ -88,10 +88,10 @@ class AggregateStage:
         self._states.clear()
         self._assigned = None if partitions is None else frozenset(partitions)
 
-    def _ensure_built(self) -> bool:
+    def _ensure_built(self, force: bool = False) -> bool:
         if self._owned is not None:
             return True
-        if not self._recovered():
+        if not force and not self._recovered():
             return False
         owned = self._assigned
         grouped: dict[bytes, list[tuple[bytes, bytes]]] = defaultdict(list)
@@ -133,7 +133,8 @@ class AggregateStage:
     # -- batches -------------------------------------------------------------
 
     async def handle_batch(self, records: Sequence[Record]) -> None:
-        self._ensure_built()  # the agent runs only once tables are recovered
+        # Faust hands the agent records only once the table is recovered.
+        self._ensure_built(force=True)
         now = self._now_us()
         touched: dict[bytes, DimsState] = {}
         alerts: list[dict[str, Any]] = []
