@@ -19,6 +19,7 @@ WORKER_HELP = {
     "web_port": "port serving /metrics and /healthz",
     "data_dir": "directory for local worker state",
     "rules": "alert rules YAML file",
+    "confidence": "confidence level of the window bounds (cx_*_bound) and confidence rules",
     "web_host": "address the web server binds",
     "app_id": "consumer group and internal topic prefix",
     "partitions": "partitions of the topics cxstream creates",

@@ -98,6 +98,7 @@ class Settings:
     sweep_interval_s: float = 300.0
     alertmanager_url: str | None = None
     log_level: str = "info"
+    confidence: float = 0.95
 
     @property
     def longest_window_us(self) -> int:
@@ -173,6 +174,20 @@ def _str(text: str, setting: str) -> str:
     return text
 
 
+def _confidence(text: str, setting: str) -> float:
+    """0.95 or 95%: a confidence level strictly between 0.5 and 1."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise SettingsError(
+            f"{setting}: {text!r} is not a confidence level like 0.95 or 95%"
+        ) from None
+    if not 0.5 <= value < 1:
+        raise SettingsError(f"{setting}: {text!r} must be at least 0.5 and below 1 (e.g. 0.95)")
+    return value
+
+
 #: field -> (flag, environment variable, parser)
 SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
     "bootstrap": ("--bootstrap", "CX_KAFKA_BOOTSTRAP", parse_bootstrap),
@@ -197,6 +212,7 @@ SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
     "sweep_interval_s": ("--sweep-interval", "CX_SWEEP_INTERVAL", _seconds_at_least(1)),
     "alertmanager_url": ("--alertmanager", "CX_ALERTMANAGER_URL", _url),
     "log_level": ("--log-level", "CX_LOG_LEVEL", _log_level),
+    "confidence": ("--confidence", "CX_CONFIDENCE", _confidence),
 }
 
 #: CX_* variables read by other commands, not by the worker's Settings.

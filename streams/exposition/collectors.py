@@ -70,14 +70,30 @@ def _summary(
     family.add_metric(labels, count_value=summary.count, sum_value=summary.sum_us / US_PER_S)
 
 
+#: Bounds of a window's score metric (``confidence.WindowBounds``): metric
+#: name (``nps_score``, ``csat_ratio``, ``ces_score``) -> (lower, upper) or None.
+BoundsOf = Callable[[str, WindowSnapshot], tuple[float, float] | None]
+
+#: The confidence-bound families (contract 8.1): metric -> (name, help).
+BOUND_FAMILIES: tuple[tuple[str, str, str], ...] = (
+    ("nps_score", "cx_nps_score_bound", "Confidence bounds of the rolling NPS (adjusted Wald)."),
+    ("csat_ratio", "cx_csat_ratio_bound", "Confidence bounds of the rolling CSAT ratio (Wilson)."),
+    ("ces_score", "cx_ces_score_bound", "Confidence bounds of the rolling CES score (t interval)."),
+)
+
+
 class CxCollector(Collector):
     """Yields every contract metric family derived from table state."""
 
     def __init__(
-        self, dimensions: Sequence[str], snapshot: Callable[[], Iterable[KeyView]]
+        self,
+        dimensions: Sequence[str],
+        snapshot: Callable[[], Iterable[KeyView]],
+        bounds: BoundsOf | None = None,
     ) -> None:
         self.dimensions = list(dimensions)
         self._snapshot = snapshot
+        self._bounds = bounds
 
     def describe(self) -> Iterable[Metric]:
         # Families are dynamic; describing nothing keeps registration cheap.
@@ -162,6 +178,11 @@ class CxCollector(Collector):
         fam_firing = GaugeMetricFamily(
             "cx_alerts_firing", "Alerts firing now.", labels=["alertname", "severity"]
         )
+        fam_bounds = [
+            (metric, GaugeMetricFamily(name, help_text, labels=[*w, "bound"]))
+            for metric, name, help_text in BOUND_FAMILIES
+        ]
+        bounds_of = self._bounds
         firing_total: dict[tuple[str, str], int] = {}
 
         for view in self._snapshot():
@@ -203,6 +224,12 @@ class CxCollector(Collector):
                     fam_ces_score.add_metric(wl, ces)
                 if (fcr := snap.fcr_ratio) is not None:
                     fam_fcr_ratio.add_metric(wl, fcr)
+                if bounds_of is not None:
+                    for metric, fam in fam_bounds:
+                        # Absent while the window is empty (and CES below 2).
+                        if (found := bounds_of(metric, snap)) is not None:
+                            fam.add_metric([*wl, "lower"], found[0])
+                            fam.add_metric([*wl, "upper"], found[1])
                 _summary(fam_frt_win, w, wl, snap.first_response)
                 _summary(fam_res_win, w, wl, snap.resolution)
             for key, n in view.firing.items():
@@ -232,3 +259,5 @@ class CxCollector(Collector):
             fam_res_win,
             fam_firing,
         )
+        if bounds_of is not None:
+            yield from (fam for _, fam in fam_bounds)

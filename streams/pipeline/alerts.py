@@ -14,6 +14,7 @@ from typing import Any
 
 from streams.alertmanager import AlertmanagerForwarder
 from streams.domain.alerting import AlertBook, AlertEvent, detractor_events
+from streams.domain.confidence import WindowBounds
 from streams.domain.rules import RuleSet, default_ruleset, load_rules
 from streams.domain.windows import DimsState
 from streams.errors import RulesError, SettingsError
@@ -27,8 +28,10 @@ class RuleAlerter:
         rules: RuleSet,
         dimensions: Sequence[str],
         forwarder: AlertmanagerForwarder | None = None,
+        bounds: WindowBounds | None = None,
     ) -> None:
         self.rules = rules
+        self.bounds = bounds if bounds is not None else WindowBounds()
         self.dimensions = tuple(dimensions)
         self.forwarder = forwarder
         self.metrics: PipelineMetrics | None = None
@@ -51,7 +54,7 @@ class RuleAlerter:
     ) -> list[dict[str, Any]]:
         book = AlertBook.from_dict(state.alerts)
         snapshots = {snap.window: snap for snap in state.windows(now_us)}
-        events = book.evaluate(self.rules, self._labels(dims), snapshots, now_us)
+        events = book.evaluate(self.rules, self._labels(dims), snapshots, now_us, self.bounds)
         state.alerts = book.to_dict()
         if self.forwarder is not None:
             # Alerts firing in state are (re-)posted even when this process did
@@ -85,4 +88,5 @@ def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarde
     forwarder = None
     if settings.alertmanager_url:
         forwarder = AlertmanagerForwarder(settings.alertmanager_url)
-    return RuleAlerter(rules, settings.dimensions, forwarder), forwarder
+    alerter = RuleAlerter(rules, settings.dimensions, forwarder, WindowBounds(settings.confidence))
+    return alerter, forwarder

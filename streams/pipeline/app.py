@@ -17,6 +17,7 @@ from faust.types import TP
 from prometheus_client import CollectorRegistry
 
 from streams.domain.clock import Clock
+from streams.domain.confidence import WindowBounds
 from streams.exposition.collectors import CxCollector, KeyView
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.aggregate_stage import AggregateStage, Alerter
@@ -145,7 +146,7 @@ class Pipeline:
         self.alerter = alerter
         if hasattr(alerter, "metrics"):
             alerter.metrics = self.metrics  # cx_alerts_total on this worker's registry
-        registry.register(CxCollector(s.dimensions, self._key_views))
+        registry.register(CxCollector(s.dimensions, self._key_views, WindowBounds(s.confidence)))
         self._register_agents()
 
     # -- sends -------------------------------------------------------------
