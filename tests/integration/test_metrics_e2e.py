@@ -70,6 +70,14 @@ def test_nps_single_worker(kafka_bootstrap: str, topics: Topics, workdir: Path) 
         assert value(smp, "cx_nps_responses_total", category="detractor", **labels) == 3
         assert value(smp, "cx_nps_score", window="24h", **labels) == pytest.approx(20.0)
         assert value(smp, "cx_events_total", source="surveys", outcome="accepted") == 10
+        # Contract 8.1: adjusted Wald bounds at the default 95 %, computed here.
+        n = 10 + 3
+        p, d = (5 + 0.75) / n, (3 + 0.75) / n
+        half = 1.959963984540054 * ((p + d - (p - d) ** 2) / n) ** 0.5
+        for bound, want in (("lower", 100 * (p - d - half)), ("upper", 100 * (p - d + half))):
+            got = value(smp, "cx_nps_score_bound", window="24h", bound=bound, **labels)
+            assert got == pytest.approx(want, rel=1e-9), bound
+        assert value(smp, "cx_ces_score_bound", window="24h", bound="lower", **labels) is None
         promtool_check(worker.scrape())
     finally:
         worker.stop()
