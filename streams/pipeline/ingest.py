@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from streams.domain.model import Rejection, SurveyResponse, TicketEvent
-from streams.domain.validation import decode, is_late
+from streams.domain.validation import decode
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import Provenance
 from streams.pipeline.ratelimit import RateLimitedLog
@@ -70,7 +70,7 @@ class Ingest:
             )
             await self._send_deadletter(prov, value, result.reason, result.detail)
             return
-        if is_late(result.occurred_us, prov.received_us, self.settings.longest_window_us):
-            self.metrics.late.labels(prov.source).inc()
+        # Lateness is counted by the ticket stage, once the event is known
+        # not to be a duplicate (a duplicate has no effect, not even there).
         assert value is not None  # a decoded event had bytes
         await self._send_route(route_key(result), value, prov.headers())

@@ -25,7 +25,7 @@ from typing import Any
 from streams.domain.dimensions import DimensionCap
 from streams.domain.model import US_PER_S, Observation, Rejection, SurveyResponse
 from streams.domain.ticket_state import RouteState
-from streams.domain.validation import decode
+from streams.domain.validation import decode, is_late
 from streams.domain.windows import obs_id
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import TICK_KEY, Provenance, dims_key, encode_batch
@@ -125,6 +125,8 @@ class TicketStage:
             self.metrics.events.labels(prov.source, outcome.status).inc()
             if outcome.status != "accepted":
                 continue  # a duplicate has no effect
+            if is_late(event.occurred_us, prov.received_us, self.settings.longest_window_us):
+                self.metrics.late.labels(prov.source).inc()
             for index, obs in enumerate(outcome.observations):
                 stamped = dataclasses.replace(obs, obs_id=obs_id(rec.partition, rec.offset, index))
                 out[dims_key(obs.dims)].append(stamped)
