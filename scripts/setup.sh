@@ -18,6 +18,7 @@ PY="${PYTHON:-python3}"
 need_apt=()
 command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
+command -v openssl >/dev/null || need_apt+=(openssl)  # the TLS tests' CA and broker cert
 if (( ${#need_apt[@]} )); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get to install them"

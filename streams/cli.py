@@ -18,13 +18,28 @@ WORKER_HELP = {
     "web_port": "port serving /metrics and /healthz (default 6066)",
     "data_dir": "directory for local worker state (default ./cxstream-data)",
     "rules": "alert rules YAML file (default: the built-in rules)",
+    "web_host": "address serving /metrics, /healthz, /readyz (default 127.0.0.1; 0.0.0.0 in containers)",
+    "stall_timeout_s": "exit non-zero after this long without progress while lagging or without a broker (default 5m)",
+    "kafka_security_protocol": "PLAINTEXT (default), SSL, SASL_PLAINTEXT or SASL_SSL",
+    "kafka_sasl_mechanism": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)",
+    "kafka_sasl_username": "SASL user name (with SASL_*)",
+    "kafka_sasl_password_file": "file holding the SASL password (or set CX_KAFKA_SASL_PASSWORD)",
+    "kafka_ssl_cafile": "PEM file of the CAs that sign the brokers' certificates (default: the system's)",
 }
+KAFKA_CLIENT = [
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_sasl_password_file",
+    "kafka_ssl_cafile",
+]
 
 
 def _add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
     for name, (flag, env, _) in SETTINGS.items():
-        if only is not None and name not in only:
-            continue
+        if (only is not None and name not in only) or not flag:
+            continue  # (no flag: the SASL password comes from the environment or a file)
         parser.add_argument(
             flag,
             dest=name,
@@ -35,7 +50,7 @@ def _add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = 
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {name: getattr(args, name, None) for name in SETTINGS}
+    flags = {name: getattr(args, name, None) for name in SETTINGS}  # absent flags: None
     return load_settings(flags, os.environ)
 
 
@@ -102,7 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     produce = sub.add_parser("produce", help="send JSON Lines to the input topics by type")
     produce.add_argument("file", help="JSON Lines file, or - for standard input")
-    _add_settings(produce, ["bootstrap", "tickets_topic", "surveys_topic", "log_level"])
+    _add_settings(
+        produce, ["bootstrap", "tickets_topic", "surveys_topic", "log_level", *KAFKA_CLIENT]
+    )
     produce.set_defaults(func=cmd_produce)
 
     validate = sub.add_parser(

@@ -3,7 +3,9 @@
     CxError                      anything cxstream raises on purpose
      ├── SettingsError           a bad setting; names it (flag and environment variable)
      ├── RulesError              a bad alert rules file; names the file and line
-     └── ProduceError            `cxstream produce` could not deliver
+     ├── ProduceError            `cxstream produce` could not deliver
+     └── BrokerError             Kafka unreachable, TLS untrusted or credentials rejected;
+                                 names the setting to check (never a secret)
 
 Bad *input events* are not errors: they are rejections (``Rejection``) and end
 in the dead-letter topic with a reason.
@@ -26,3 +28,7 @@ class RulesError(CxError):
 
 class ProduceError(CxError):
     """Events could not be delivered to Kafka."""
+
+
+class BrokerError(CxError):
+    """The broker cannot be reached or refused us. The message names the setting."""

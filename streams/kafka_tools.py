@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
@@ -14,6 +14,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import ProduceError
+from streams.kafka_security import kafka_python_kwargs, probe, ssl_context
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,15 @@ def internal_topics(settings: Settings) -> dict[str, dict[str, str]]:
         f"{settings.app_id}-observations": {},
         f"{settings.app_id}-tickets-changelog": compact,
         f"{settings.app_id}-windows-changelog": compact,
+    }
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Bootstrap servers and security for a kafka-python client."""
+    sec = settings.kafka_security
+    return {
+        "bootstrap_servers": settings.bootstrap.split(","),
+        **kafka_python_kwargs(sec, ssl_context(sec)),
     }
 
 
@@ -46,7 +56,7 @@ def ensure_topics(settings: Settings, timeout_s: float = 30.0) -> list[str]:
         **internal_topics(settings),
     }
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap.split(","),
+        **client_kwargs(settings),
         client_id="cxstream-admin",
         request_timeout_ms=int(timeout_s * 1000),
     )
@@ -114,8 +124,9 @@ def produce(
     by ``ticket_id`` when present so one ticket's events stay in order.
     Returns (sent, skipped).
     """
+    probe(settings.bootstrap, settings.kafka_security)  # a clear error, not retries
     producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap.split(","),
+        **client_kwargs(settings),
         acks="all",
         linger_ms=20,
         retries=5,

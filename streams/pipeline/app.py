@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from streams.domain.clock import Clock
 from streams.exposition.collectors import CxCollector, KeyView
 from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.kafka_security import faust_credentials, ssl_context
 from streams.pipeline.aggregate_stage import AggregateStage, Alerter
 from streams.pipeline.envelope import (
     TICK_KEY,
@@ -71,9 +72,11 @@ class Pipeline:
         self.registry = registry
         self.metrics = PipelineMetrics(registry)
         s = settings
+        security = s.kafka_security
         self.app = faust.App(
             s.app_id,
             broker=[f"kafka://{h}" for h in s.bootstrap.split(",")],
+            broker_credentials=faust_credentials(security, ssl_context(security)),
             store="memory://",
             datadir=str(s.data_dir),
             autodiscover=False,
