@@ -28,6 +28,7 @@ from streams.pipeline.envelope import (
     headers_dict,
 )
 from streams.pipeline.ingest import Ingest
+from streams.pipeline.liveness import Liveness, interval_s
 from streams.pipeline.records import Record
 from streams.pipeline.tables import key_partitioned_table
 from streams.pipeline.tickets_stage import TicketStage
@@ -134,6 +135,18 @@ class Pipeline:
         self.alerter = alerter
         if hasattr(alerter, "metrics"):
             alerter.metrics = self.metrics  # cx_alerts_total on this worker's registry
+        self.liveness = Liveness(
+            app,
+            self.metrics,
+            [
+                s.tickets_topic,
+                s.surveys_topic,
+                self.route_topic.get_topic_name(),
+                self.obs_topic.get_topic_name(),
+            ],
+            s.bootstrap,
+            s.stall_timeout_s,
+        )
         registry.register(CxCollector(s.dimensions, self._key_views))
         self._register_agents()
 
@@ -232,6 +245,10 @@ class Pipeline:
         async def tick_tickets() -> None:
             await self._tick(self.route_topic)
 
+        @app.timer(interval_s(self.settings.stall_timeout_s))  # type: ignore[untyped-decorator]
+        async def watchdog() -> None:
+            await self.liveness.check()
+
         @app.page("/metrics")
         async def metrics_view(web: Any, request: Any) -> Any:
             from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -252,7 +269,20 @@ class Pipeline:
                     # that, numbers on /metrics may still be catching up.
                     "rebalancing": bool(self.app.rebalancing),
                     "recovered": bool(recovery.completed.is_set()),
+                    # Seconds without progress while lagging or cut off from
+                    # the broker; at --stall-timeout the worker exits.
+                    "stalled_s": round(self.liveness.stuck_s, 1),
                 }
+            )
+
+        @app.page("/readyz")
+        async def readyz_view(web: Any, request: Any) -> Any:
+            # For load balancers and rollouts: 503 until this worker has its
+            # assignment and its tables are recovered (numbers are current).
+            ready = self.liveness.ready()
+            return web.json(
+                {"ready": ready, "recovering": self.liveness.recovering()},
+                status=200 if ready else 503,
             )
 
     async def _tick(self, topic: Any) -> None:
