@@ -36,7 +36,10 @@ def _without(key: str) -> dict[str, str]:
         ({"CX_KAFKA_SASL_MECHANISM": "PLAIN"}, "CX_KAFKA_SASL_MECHANISM"),
         ({"CX_KAFKA_SASL_USERNAME": "alice"}, "CX_KAFKA_SASL_USERNAME"),
         ({"CX_KAFKA_SSL_CAFILE": __file__}, "CX_KAFKA_SSL_CAFILE"),
-        ({"CX_KAFKA_SECURITY_PROTOCOL": "SSL", "CX_KAFKA_SSL_CAFILE": "/nope.pem"}, "CX_KAFKA_SSL_CAFILE"),
+        (
+            {"CX_KAFKA_SECURITY_PROTOCOL": "SSL", "CX_KAFKA_SSL_CAFILE": "/nope.pem"},
+            "CX_KAFKA_SSL_CAFILE",
+        ),
         ({**SASL, "CX_KAFKA_SASL_PASSWORD_FILE": __file__}, "CX_KAFKA_SASL_PASSWORD_FILE"),
         (
             {**_without("CX_KAFKA_SASL_PASSWORD"), "CX_KAFKA_SASL_PASSWORD_FILE": "/nope"},
