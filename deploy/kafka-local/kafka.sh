@@ -146,6 +146,9 @@ start() {
       || { cat "$dir/logs/format.log" >&2; die "formatting the KRaft log dir failed"; }
   fi
   local t0=$SECONDS
+  # A restart on the same DIR appends to server.log: wait for a *new* line.
+  local seen=0
+  [[ -f "$dir/logs/server.log" ]] && seen="$(grep -c "Kafka Server started" "$dir/logs/server.log" || true)"
   # setsid: the broker outlives this script and ignores the caller's signals.
   setsid bash -c "$(declare -f java_cmd); dir='$dir' HERE='$HERE' LIB='$LIB' java_cmd kafka.Kafka '$dir/server.properties'" \
     > "$dir/logs/stdout.log" 2>&1 < /dev/null &
@@ -155,7 +158,7 @@ start() {
       tail -40 "$dir/logs/stdout.log" >&2 || true
       die "the broker exited during start-up (logs in $dir/logs)"
     fi
-    if grep -q "Kafka Server started" "$dir/logs/server.log" 2>/dev/null; then
+    if (( $(grep -c "Kafka Server started" "$dir/logs/server.log" 2>/dev/null || true) > seen )); then
       echo "kafka.sh: broker ready on 127.0.0.1:$port in $((SECONDS - t0)) s (pid $(cat "$dir/kafka.pid"), logs in $dir/logs)" >&2
       return 0
     fi

@@ -44,12 +44,14 @@ class Check:
 class StallDetector:
     def __init__(self, timeout_s: float) -> None:
         self.timeout_s = timeout_s
-        self._since: float | None = None
+        self._ok_at: float | None = None  # the last check that found it well
         self._progress: int | None = None
         self.reason = ""
 
     def observe(self, now_s: float, check: Check) -> float:
-        """Seconds the worker has been stuck (0 when it is not)."""
+        """Seconds since the worker was last seen well (0 when it is well now)."""
+        if self._ok_at is None:
+            self._ok_at = now_s
         idle = check.progress == self._progress
         self._progress = check.progress
         if not check.reachable:
@@ -57,12 +59,10 @@ class StallDetector:
         elif check.lag and idle and not check.recovering:
             reason = f"{check.lag} records wait and none was read"
         else:
-            self._since, self.reason = None, ""
+            self._ok_at, self.reason = now_s, ""
             return 0.0
-        if self._since is None:
-            self._since = now_s
         self.reason = reason
-        return now_s - self._since
+        return now_s - self._ok_at
 
     def expired(self, stuck_s: float) -> bool:
         return stuck_s >= self.timeout_s
@@ -93,7 +93,9 @@ class Liveness:
         self.stuck_s = 0.0
         self._exit = exit_process
         self._lag_series: set[tuple[str, str]] = set()
-        metrics.state_recovering.set(1)  # until the first check says otherwise
+        self._last_lag: int | None = None
+        # Read at scrape time: the gauge is never staler than /readyz.
+        metrics.state_recovering.set_function(lambda: 1.0 if self.recovering() else 0.0)
 
     # -- state Faust knows ---------------------------------------------------
 
@@ -112,7 +114,6 @@ class Liveness:
 
     async def check(self) -> None:
         recovering = self.recovering()
-        self.metrics.state_recovering.set(1 if recovering else 0)
         reachable, lag, committed = await self._lag()
         self.stuck_s = self.detector.observe(
             time.monotonic(), Check(reachable, lag, self._progress() + committed, recovering)
@@ -147,7 +148,7 @@ class Liveness:
         Lag is the consumer group's: end offset minus committed offset (the
         next offset to read), as ``kafka-consumer-groups`` reports it; it
         trails processing by at most the commit interval (1 s)."""
-        timeout = interval_s(self.detector.timeout_s)
+        timeout = interval_s(self.detector.timeout_s) / 2  # a check never takes a whole interval
         consumer = self.app.consumer
         try:
             tps = [tp for tp in consumer.assignment() if tp.topic in self.topics]
@@ -159,8 +160,13 @@ class Liveness:
         try:
             ends = await asyncio.wait_for(consumer.highwaters(*tps), timeout)
         except Exception as exc:  # timeouts and connection errors alike
+            # Right after a broker restart the consumer may be busy
+            # reconnecting: the broker is up if it accepts connections, and
+            # the lag last seen still says whether input was waiting.
             log.debug("end offsets unavailable: %r", exc)
-            return False, None, 0
+            reachable = await asyncio.to_thread(self._tcp_reachable, timeout)
+            committed = sum(consumer._committed_offset.get(tp) or 0 for tp in tps)
+            return reachable, self._last_lag if reachable else None, committed
         committed_sum = 0
         lags: dict[tuple[str, str], int] = {}
         for tp in tps:
@@ -172,7 +178,8 @@ class Liveness:
             committed_sum += committed
             lags[(tp.topic, str(tp.partition))] = max(0, int(end) - committed)
         self._publish_lag(lags)
-        return True, sum(lags.values()), committed_sum
+        self._last_lag = sum(lags.values())
+        return True, self._last_lag, committed_sum
 
     def _publish_lag(self, lags: dict[tuple[str, str], int]) -> None:
         for gone in self._lag_series - lags.keys():
