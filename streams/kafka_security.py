@@ -137,6 +137,7 @@ def probe(bootstrap: str, sec: KafkaSecurity, timeout_s: float = 10.0) -> None:
     broker were merely down; this says why, within ``timeout_s``."""
     context = ssl_context(sec)
     errors: list[str] = []
+    refused = True
     for server in bootstrap.split(","):
         host, _, port = server.rpartition(":")
         host = host.strip("[]")
@@ -161,9 +162,12 @@ def probe(bootstrap: str, sec: KafkaSecurity, timeout_s: float = 10.0) -> None:
                     f"{sec.mechanism} authentication as {sec.username!r}: {_broker_message(exc)}"
                 ) from None
             errors.append(f"{server}: {_broker_message(exc) or kind}")
+            refused = refused and isinstance(exc, ConnectionRefusedError)
+    # A listener that answers but hangs up speaks another protocol.
+    hint = "" if refused else f"; is it a listener for {sec.protocol}? ({PROTOCOL_SETTING})"
     raise BrokerError(
         f"--bootstrap / CX_KAFKA_BOOTSTRAP: cannot reach Kafka ({sec.protocol}) at "
-        f"{bootstrap}: {'; '.join(errors)}"
+        f"{bootstrap}: {'; '.join(errors)}{hint}"
     )
 
 
