@@ -174,6 +174,8 @@ def test_broker_outage_is_ridden_out_or_ends_the_process(
         print(f"short outage: broker back after {time.monotonic() - t0:.1f} s")
         produce(own_broker.bootstrap, topics.surveys, _surveys("b", 10))
         wait_for(lambda: _nps_total(worker) == 20, 120, what="20 responses after the outage")
+        # The watchdog has seen it well again (its stall clock is reset).
+        wait_for(lambda: (worker.health() or {}).get("stalled_s") == 0, 30, what="stalled_s 0")
         assert worker.proc.poll() is None
 
         # A long outage: the worker must exit non-zero within the stall
