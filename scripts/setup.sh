@@ -20,6 +20,7 @@ command -v promtool >/dev/null || need_apt+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmanager)
 # docker-compose (1.29, pure Python) checks docker-compose.yml; `config` needs no engine.
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+command -v openssl >/dev/null || need_apt+=(openssl)  # the TLS tests' CA and broker cert
 if (( ${#need_apt[@]} )); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get to install them"

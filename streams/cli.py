@@ -20,7 +20,6 @@ WORKER_HELP = {
     "data_dir": "directory for local worker state",
     "rules": "alert rules YAML file",
     "confidence": "confidence level of the window bounds (cx_*_bound) and confidence rules",
-    "web_host": "address the web server binds",
     "app_id": "consumer group and internal topic prefix",
     "partitions": "partitions of the topics cxstream creates",
     "standby_replicas": "warm table copies per partition",
@@ -32,10 +31,21 @@ WORKER_HELP = {
     "tick_interval_s": "alert evaluation interval without events",
     "sweep_interval_s": "interval of the expiry sweep of finished tickets",
     "alertmanager_url": "Alertmanager base URL to forward alerts to",
+    "web_host": "address serving /metrics, /healthz, /readyz (0.0.0.0 in containers)",
+    "stall_timeout_s": "exit non-zero after this long without progress while lagging or without a broker",
+    "kafka_security_protocol": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
+    "kafka_sasl_mechanism": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)",
+    "kafka_sasl_username": "SASL user name (with SASL_*)",
+    "kafka_sasl_password_file": "file holding the SASL password (or set CX_KAFKA_SASL_PASSWORD)",
+    "kafka_ssl_cafile": "PEM file of the CAs that sign the brokers' certificates",
 }
 DURATION_HINT = "; a duration: 30s, 15m, 24h, 7d, or bare seconds"
 #: how an unset optional setting behaves, for the help text
-UNSET_HELP = {"rules": "the built-in rules", "alertmanager_url": "off"}
+UNSET_HELP = {
+    "rules": "the built-in rules",
+    "alertmanager_url": "off",
+    "kafka_ssl_cafile": "the system's CAs",
+}
 
 
 def default_text(name: str) -> str:
@@ -50,10 +60,20 @@ def default_text(name: str) -> str:
     return str(value)
 
 
+KAFKA_CLIENT = [
+    "kafka_security_protocol",
+    "kafka_sasl_mechanism",
+    "kafka_sasl_username",
+    "kafka_sasl_password",
+    "kafka_sasl_password_file",
+    "kafka_ssl_cafile",
+]
+
+
 def _add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
     for name, (flag, env, _) in SETTINGS.items():
-        if only is not None and name not in only:
-            continue
+        if (only is not None and name not in only) or not flag:
+            continue  # (no flag: the SASL password comes from the environment or a file)
         parser.add_argument(
             flag,
             dest=name,
@@ -68,7 +88,7 @@ def _add_settings(parser: argparse.ArgumentParser, only: Sequence[str] | None = 
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {name: getattr(args, name, None) for name in SETTINGS}
+    flags = {name: getattr(args, name, None) for name in SETTINGS}  # absent flags: None
     return load_settings(flags, os.environ)
 
 
@@ -133,6 +153,7 @@ TOPIC_SETTINGS = [
     "partitions",
     "replication_factor",
     "log_level",
+    *KAFKA_CLIENT,
 ]
 
 
@@ -219,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     produce = sub.add_parser("produce", help="send JSON Lines to the input topics by type")
     produce.add_argument("file", help="JSON Lines file, or - for standard input")
-    _add_settings(produce, ["bootstrap", "tickets_topic", "surveys_topic", "log_level"])
+    _add_settings(
+        produce, ["bootstrap", "tickets_topic", "surveys_topic", "log_level", *KAFKA_CLIENT]
+    )
     produce.set_defaults(func=cmd_produce)
 
     validate = sub.add_parser(

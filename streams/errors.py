@@ -5,7 +5,9 @@
      ├── RulesError              a bad alert rules file; names the file and line
      ├── SchedulesError          a bad schedules/SLA file; names the file and line
      ├── ProduceError            `cxstream produce` could not deliver
-     └── StateFormatError        a stored state row this version cannot read
+     ├── StateFormatError        a stored state row this version cannot read
+     └── BrokerError             Kafka unreachable, TLS untrusted or credentials rejected;
+                                 names the setting to check (never a secret)
 
 Bad *input events* are not errors: they are rejections (``Rejection``) and end
 in the dead-letter topic with a reason.
@@ -37,3 +39,7 @@ class ProduceError(CxError):
 class StateFormatError(CxError):
     """A stored state row has an unknown format version or is corrupt. The
     worker stops rather than publish numbers from state it cannot read."""
+
+
+class BrokerError(CxError):
+    """The broker cannot be reached or refused us. The message names the setting."""

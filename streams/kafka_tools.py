@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -15,6 +15,7 @@ from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from streams.errors import ProduceError
+from streams.kafka_security import kafka_python_kwargs, probe, ssl_context
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -28,6 +29,15 @@ def internal_topics(settings: Settings) -> dict[str, dict[str, str]]:
         f"{settings.app_id}-observations": {},
         f"{settings.app_id}-tickets-changelog": compact,
         f"{settings.app_id}-windows-changelog": compact,
+    }
+
+
+def client_kwargs(settings: Settings) -> dict[str, Any]:
+    """Bootstrap servers and security for a kafka-python client."""
+    sec = settings.kafka_security
+    return {
+        "bootstrap_servers": settings.bootstrap.split(","),
+        **kafka_python_kwargs(sec, ssl_context(sec)),
     }
 
 
@@ -63,7 +73,7 @@ def ensure_topics(
             for name, config in wanted.items()
         }
     admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap.split(","),
+        **client_kwargs(settings),
         client_id="cxstream-admin",
         request_timeout_ms=int(timeout_s * 1000),
     )
@@ -99,9 +109,7 @@ def ensure_topics(
 
 def partition_counts(settings: Settings, names: Iterable[str]) -> dict[str, int]:
     """How many partitions each of these existing topics has."""
-    admin = KafkaAdminClient(
-        bootstrap_servers=settings.bootstrap.split(","), client_id="cxstream-admin"
-    )
+    admin = KafkaAdminClient(**client_kwargs(settings), client_id="cxstream-admin")
     try:
         return {
             str(t.get("name", t.get("topic"))): len(t["partitions"])
@@ -146,8 +154,9 @@ def produce(
     by ``ticket_id`` when present so one ticket's events stay in order.
     Returns (sent, skipped).
     """
+    probe(settings.bootstrap, settings.kafka_security)  # a clear error, not retries
     producer = KafkaProducer(
-        bootstrap_servers=settings.bootstrap.split(","),
+        **client_kwargs(settings),
         acks="all",
         linger_ms=20,
         retries=5,
@@ -203,7 +212,7 @@ def describe_topics(settings: Settings, timeout_s: float = 30.0) -> dict[str, li
     not through the group, so they show no committed offset.
     """
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap.split(","),
+        **client_kwargs(settings),
         group_id=settings.app_id,
         enable_auto_commit=False,
         client_id="cxstream-describe",

@@ -1,7 +1,8 @@
 """Worker settings: one frozen ``Settings`` built from flags and ``CX_*`` variables.
 
 Every setting has a command-line flag and an environment variable; the flag
-wins. Errors stop start-up with a ``SettingsError`` that names the setting.
+wins. (One exception: the SASL password has no flag, which would show it in
+the process list; it comes from ``CX_KAFKA_SASL_PASSWORD`` or a file.) Errors stop start-up with a ``SettingsError`` that names the setting.
 An unknown ``CX_*`` variable is an error too: a typo must not silently fall
 back to a default in production. The one exception is what Kubernetes injects
 for a Service named ``cx`` or ``cx-*`` (service links, see
@@ -10,6 +11,7 @@ for a Service named ``cx`` or ``cx-*`` (service links, see
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from collections.abc import Callable, Mapping
@@ -19,6 +21,17 @@ from typing import Any
 
 from streams.domain.model import DEFAULT_DIMENSIONS, WindowSpec
 from streams.errors import SettingsError
+from streams.kafka_security import (
+    CAFILE_SETTING,
+    MECHANISM_SETTING,
+    MECHANISMS,
+    PASSWORD_SETTING,
+    PROTOCOL_SETTING,
+    PROTOCOLS,
+    USERNAME_SETTING,
+    KafkaSecurity,
+    Secret,
+)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d)?\s*$")
 _UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -78,7 +91,9 @@ class Settings:
 
     bootstrap: str = "localhost:9092"
     web_port: int = 6066
-    web_host: str = "0.0.0.0"
+    # Loopback unless told otherwise: /metrics and /healthz are unauthenticated.
+    # The container image sets CX_WEB_HOST=0.0.0.0 (its network is its own).
+    web_host: str = "127.0.0.1"
     data_dir: Path = Path("cxstream-data")
     rules: Path | None = None
     app_id: str = "cxstream"
@@ -99,10 +114,27 @@ class Settings:
     alertmanager_url: str | None = None
     log_level: str = "info"
     confidence: float = 0.95
+    stall_timeout_s: float = 300.0
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: Secret | None = field(default=None, repr=False)
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_cafile: Path | None = None
 
     @property
     def longest_window_us(self) -> int:
         return max(w.us for w in self.windows)
+
+    @property
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol,
+            mechanism=self.kafka_sasl_mechanism,
+            username=self.kafka_sasl_username,
+            password=self.kafka_sasl_password,
+            cafile=self.kafka_ssl_cafile,
+        )
 
 
 def _int_in(lo: int, hi: int) -> Callable[[str, str], int]:
@@ -188,6 +220,37 @@ def _confidence(text: str, setting: str) -> float:
     return value
 
 
+def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(text: str, setting: str) -> str:
+        if text.upper() not in choices:
+            raise SettingsError(f"{setting}: {text!r} is not one of {', '.join(choices)}")
+        return text.upper()
+
+    return parse
+
+
+def _non_empty(text: str, setting: str) -> str:
+    if not text.strip():
+        raise SettingsError(f"{setting}: empty")
+    return text
+
+
+def _secret(text: str, setting: str) -> Secret:
+    # Never echo the value, not even in an error.
+    if not text:
+        raise SettingsError(f"{setting}: empty")
+    return Secret(text)
+
+
+def _readable_file(text: str, setting: str) -> Path:
+    path = Path(text)
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise SettingsError(f"{setting}: cannot read {text!r}: {exc.strerror}") from None
+    return path
+
+
 #: field -> (flag, environment variable, parser)
 SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
     "bootstrap": ("--bootstrap", "CX_KAFKA_BOOTSTRAP", parse_bootstrap),
@@ -213,6 +276,27 @@ SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
     "alertmanager_url": ("--alertmanager", "CX_ALERTMANAGER_URL", _url),
     "log_level": ("--log-level", "CX_LOG_LEVEL", _log_level),
     "confidence": ("--confidence", "CX_CONFIDENCE", _confidence),
+    "stall_timeout_s": ("--stall-timeout", "CX_STALL_TIMEOUT", _seconds_at_least(1)),
+    "kafka_security_protocol": (
+        "--kafka-security-protocol",
+        "CX_KAFKA_SECURITY_PROTOCOL",
+        _choice(PROTOCOLS),
+    ),
+    "kafka_sasl_mechanism": (
+        "--kafka-sasl-mechanism",
+        "CX_KAFKA_SASL_MECHANISM",
+        _choice(MECHANISMS),
+    ),
+    "kafka_sasl_username": ("--kafka-sasl-username", "CX_KAFKA_SASL_USERNAME", _non_empty),
+    # A flag would show the password to every user of the machine (ps): the
+    # environment or a file only, so the flag is the file's.
+    "kafka_sasl_password": ("", "CX_KAFKA_SASL_PASSWORD", _secret),
+    "kafka_sasl_password_file": (
+        "--kafka-sasl-password-file",
+        "CX_KAFKA_SASL_PASSWORD_FILE",
+        _readable_file,
+    ),
+    "kafka_ssl_cafile": ("--kafka-ssl-cafile", "CX_KAFKA_SSL_CAFILE", _readable_file),
 }
 
 #: CX_* variables read by other commands, not by the worker's Settings.
@@ -290,4 +374,43 @@ def load_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -
     settings = Settings(**values)
     if settings.dedup_horizon_s < 3600:
         raise SettingsError("--dedup-horizon / CX_DEDUP_HORIZON: must be at least 1h")
-    return settings
+    return _check_kafka_security(settings)
+
+
+def _check_kafka_security(s: Settings) -> Settings:
+    """SASL fields exactly with a SASL_* protocol, a CA file only with TLS;
+    the password read from its file. Messages name settings, never values."""
+    protocol = s.kafka_security_protocol
+    sasl = protocol in ("SASL_PLAINTEXT", "SASL_SSL")
+    if s.kafka_sasl_password is not None and s.kafka_sasl_password_file is not None:
+        raise SettingsError(f"{PASSWORD_SETTING}: give the password or its file, not both")
+    password = s.kafka_sasl_password
+    if s.kafka_sasl_password_file is not None:
+        text = s.kafka_sasl_password_file.read_text(errors="replace").rstrip("\r\n")
+        if not text:
+            raise SettingsError(
+                f"--kafka-sasl-password-file / CX_KAFKA_SASL_PASSWORD_FILE: "
+                f"{str(s.kafka_sasl_password_file)!r} is empty"
+            )
+        password = Secret(text)
+    given = {
+        MECHANISM_SETTING: s.kafka_sasl_mechanism is not None,
+        USERNAME_SETTING: s.kafka_sasl_username is not None,
+        PASSWORD_SETTING: password is not None,
+    }
+    if sasl:
+        for setting, present in given.items():
+            if not present:
+                raise SettingsError(f"{setting}: required when {PROTOCOL_SETTING} is {protocol}")
+    else:
+        for setting, present in given.items():
+            if present:
+                raise SettingsError(
+                    f"{setting}: set, but {PROTOCOL_SETTING} is {protocol} "
+                    "(use SASL_SSL or SASL_PLAINTEXT to authenticate)"
+                )
+    if s.kafka_ssl_cafile is not None and protocol not in ("SSL", "SASL_SSL"):
+        raise SettingsError(
+            f"{CAFILE_SETTING}: set, but {PROTOCOL_SETTING} is {protocol} (use SSL or SASL_SSL)"
+        )
+    return dataclasses.replace(s, kafka_sasl_password=password, kafka_sasl_password_file=None)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from streams.domain.clock import SystemClock
-from streams.errors import SettingsError
+from streams.errors import BrokerError
 from streams.exposition.runtime import AlertmanagerCollector, worker_registry
 from streams.settings import Settings
 
@@ -16,16 +16,23 @@ def run_worker(settings: Settings) -> int:
     import faust
     from kafka.errors import KafkaError
 
+    from streams.kafka_security import probe
     from streams.kafka_tools import ensure_topics, partition_counts
     from streams.pipeline.alerts import build_alerter
     from streams.pipeline.app import Pipeline
 
     alerter, forwarder = build_alerter(settings)  # rules errors stop us here, before Kafka
+    log.info(
+        "connecting to Kafka at %s (%s)", settings.bootstrap, settings.kafka_security.describe()
+    )
+    # Fails fast, naming the cause: Faust's clients would retry an untrusted
+    # certificate or a wrong password as if the broker were only down.
+    probe(settings.bootstrap, settings.kafka_security)
     try:
         created = ensure_topics(settings)
         inputs = partition_counts(settings, [settings.tickets_topic, settings.surveys_topic])
     except KafkaError as exc:
-        raise SettingsError(
+        raise BrokerError(
             f"--bootstrap / CX_KAFKA_BOOTSTRAP: cannot reach Kafka at {settings.bootstrap}: {exc}"
         ) from None
     if created:

@@ -86,6 +86,7 @@ class WorkerProcess:
         data_dir: Path,
         extra: Sequence[str] = (),
         partitions: int = 4,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.data_dir = data_dir
@@ -111,7 +112,8 @@ class WorkerProcess:
             *topics.flags(),
             *extra,
         ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CX_")}
+        # Only the CX_* variables given here (e.g. a SASL password) reach it.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CX_")} | (env or {})
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             cmd,

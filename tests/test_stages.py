@@ -382,3 +382,31 @@ def test_a_late_duplicate_is_not_counted_as_late() -> None:
         "cx_events_total", {"source": "surveys", "outcome": "duplicate"}
     )
     assert (late, dup) == (1, 2)
+
+
+def test_late_counts_once_per_accepted_event_never_for_a_duplicate() -> None:
+    h = Harness()
+    old = NOW_US - h.settings.longest_window_us - 3_600_000_000  # past every window
+    late = {
+        "event_id": "old1",
+        "type": "survey.nps",
+        "occurred_at": iso(old),
+        "score": 9,
+        "channel": "web",
+    }
+    fresh = {**late, "event_id": "new1", "occurred_at": iso(NOW_US - 60_000_000)}
+    h.feed("surveys", [late, late, fresh, late])  # the old event three times
+    assert not h.dead
+
+    def late_total() -> float | None:
+        return h.registry.get_sample_value("cx_events_late_total", {"source": "surveys"})
+
+    assert late_total() == 0  # ingest does not know yet what is a duplicate
+    h.run_tickets(h.route)
+    assert late_total() == 1
+    accepted = {"source": "surveys", "outcome": "accepted"}
+    duplicate = {"source": "surveys", "outcome": "duplicate"}
+    assert h.registry.get_sample_value("cx_events_total", accepted) == 2
+    assert h.registry.get_sample_value("cx_events_total", duplicate) == 2
+    h.run_tickets(h.route)  # an at-least-once replay of the batch
+    assert late_total() == 1

@@ -5,8 +5,14 @@
 #
 #   kafka.sh fetch                          resolve the jars into target/lib (cached)
 #   kafka.sh start [--port N] [--controller-port N] [--dir DIR]
+#                  [--sasl-ssl-port N --tls-pem FILE [--user NAME:PASSWORD]...]
 #                                           format DIR (if new) and start in the background;
-#                                           returns once the broker accepts connections
+#                                           returns once the broker accepts connections.
+#                                           --sasl-ssl-port adds a SASL_SSL listener (PLAIN,
+#                                           SCRAM-SHA-256, SCRAM-SHA-512) whose key and
+#                                           certificate chain are in the PEM FILE; each --user
+#                                           may log in with any of the three mechanisms
+#                                           (SCRAM credentials are written when DIR is formatted)
 #   kafka.sh stop [--dir DIR]               stop the broker started in DIR
 #   kafka.sh status [--dir DIR]             exit 0 when it runs
 #
@@ -21,6 +27,9 @@ STAMP="$HERE/target/.resolved"
 port=9092
 cport=""
 dir="$REPO/.cx-run/kafka"
+sasl_port=""
+tls_pem=""
+users=()
 start_timeout="${CX_KAFKA_START_TIMEOUT:-120}"
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
@@ -31,10 +40,17 @@ while [[ $# -gt 0 ]]; do
     --port) port="$2"; shift 2 ;;
     --controller-port) cport="$2"; shift 2 ;;
     --dir) dir="$2"; shift 2 ;;
+    --sasl-ssl-port) sasl_port="$2"; shift 2 ;;
+    --tls-pem) tls_pem="$2"; shift 2 ;;
+    --user) users+=("$2"); shift 2 ;;
     *) die "unknown option: $1" ;;
   esac
 done
 cport="${cport:-$((port + 1))}"
+if [[ -n "$sasl_port" ]]; then
+  [[ -f "$tls_pem" ]] || die "--sasl-ssl-port needs --tls-pem FILE (broker key and certificate chain, PEM)"
+  for u in "${users[@]}"; do [[ "$u" == *:* ]] || die "--user: expected NAME:PASSWORD"; done
+fi
 
 fetch() {
   command -v java >/dev/null || die "java not found (OpenJDK 17+ is required)"
@@ -62,14 +78,20 @@ java_cmd() {
 
 write_config() {
   mkdir -p "$dir/data" "$dir/logs"
+  local extra_listener="" extra_advertised="" extra_map=""
+  if [[ -n "$sasl_port" ]]; then
+    extra_listener=",SASL_SSL://127.0.0.1:$sasl_port"
+    extra_advertised=",SASL_SSL://127.0.0.1:$sasl_port"
+    extra_map=",SASL_SSL:SASL_SSL"
+  fi
   cat > "$dir/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport$extra_listener
+advertised.listeners=PLAINTEXT://127.0.0.1:$port$extra_advertised
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$extra_map
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data
 num.partitions=4
@@ -88,6 +110,24 @@ auto.create.topics.enable=true
 log.retention.hours=168
 log.segment.bytes=67108864
 PROPS
+  [[ -n "$sasl_port" ]] && write_sasl_ssl_config
+  return 0
+}
+
+write_sasl_ssl_config() {
+  # The PLAIN users are listed in the JAAS line; SCRAM users live in the
+  # cluster metadata (written by `format --add-scram`, see start).
+  local plain_users="" u
+  for u in "${users[@]}"; do plain_users+=" user_${u%%:*}=\"${u#*:}\""; done
+  cat >> "$dir/server.properties" <<PROPS
+# SASL_SSL listener for the TLS/SASL tests.
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$tls_pem
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required$plain_users;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+PROPS
 }
 
 start() {
@@ -96,11 +136,19 @@ start() {
   write_config
   if [[ ! -f "$dir/data/meta.properties" ]]; then
     local cluster_id; cluster_id="$(java_cmd kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)"
+    local scram=() u
+    for u in "${users[@]}"; do
+      scram+=(--add-scram "SCRAM-SHA-256=[name=${u%%:*},password=${u#*:}]"
+              --add-scram "SCRAM-SHA-512=[name=${u%%:*},password=${u#*:}]")
+    done
     java_cmd kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-      -c "$dir/server.properties" > "$dir/logs/format.log" 2>&1 \
+      -c "$dir/server.properties" "${scram[@]}" > "$dir/logs/format.log" 2>&1 \
       || { cat "$dir/logs/format.log" >&2; die "formatting the KRaft log dir failed"; }
   fi
   local t0=$SECONDS
+  # A restart on the same DIR appends to server.log: wait for a *new* line.
+  local seen=0
+  [[ -f "$dir/logs/server.log" ]] && seen="$(grep -c "Kafka Server started" "$dir/logs/server.log" || true)"
   # setsid: the broker outlives this script and ignores the caller's signals.
   setsid bash -c "$(declare -f java_cmd); dir='$dir' HERE='$HERE' LIB='$LIB' java_cmd kafka.Kafka '$dir/server.properties'" \
     > "$dir/logs/stdout.log" 2>&1 < /dev/null &
@@ -110,7 +158,7 @@ start() {
       tail -40 "$dir/logs/stdout.log" >&2 || true
       die "the broker exited during start-up (logs in $dir/logs)"
     fi
-    if grep -q "Kafka Server started" "$dir/logs/server.log" 2>/dev/null; then
+    if (( $(grep -c "Kafka Server started" "$dir/logs/server.log" 2>/dev/null || true) > seen )); then
       echo "kafka.sh: broker ready on 127.0.0.1:$port in $((SECONDS - t0)) s (pid $(cat "$dir/kafka.pid"), logs in $dir/logs)" >&2
       return 0
     fi

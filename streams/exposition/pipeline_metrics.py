@@ -71,6 +71,18 @@ class PipelineMetrics:
             "Partitions of the observations topic this worker owns as active.",
             registry=registry,
         )
+        self.consumer_lag = Gauge(
+            "cx_consumer_lag",
+            "Records not yet committed by this worker per assigned input or internal "
+            "topic partition (end offset - committed offset).",
+            ["topic", "partition"],
+            registry=registry,
+        )
+        self.state_recovering = Gauge(
+            "cx_state_recovering",
+            "1 while this worker recovers its tables from their changelogs (numbers catching up).",
+            registry=registry,
+        )
         self._prime()
 
     def rejected(self, source: str, reason: str) -> None:

@@ -20,6 +20,7 @@ from streams.domain.clock import Clock
 from streams.domain.confidence import WindowBounds
 from streams.exposition.collectors import CxCollector, KeyView
 from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.kafka_security import faust_credentials, ssl_context
 from streams.pipeline.aggregate_stage import AggregateStage, Alerter
 from streams.pipeline.envelope import (
     TICK_KEY,
@@ -29,6 +30,7 @@ from streams.pipeline.envelope import (
     headers_dict,
 )
 from streams.pipeline.ingest import Ingest
+from streams.pipeline.liveness import Liveness, interval_s
 from streams.pipeline.records import Record
 from streams.pipeline.tables import (
     RouteKeyTable,
@@ -79,9 +81,11 @@ class Pipeline:
         self.registry = registry
         self.metrics = PipelineMetrics(registry)
         s = settings
+        security = s.kafka_security
         self.app = faust.App(
             s.app_id,
             broker=[f"kafka://{h}" for h in s.bootstrap.split(",")],
+            broker_credentials=faust_credentials(security, ssl_context(security)),
             store="memory://",
             datadir=str(s.data_dir),
             autodiscover=False,
@@ -146,6 +150,18 @@ class Pipeline:
         self.alerter = alerter
         if hasattr(alerter, "metrics"):
             alerter.metrics = self.metrics  # cx_alerts_total on this worker's registry
+        self.liveness = Liveness(
+            app,
+            self.metrics,
+            [
+                s.tickets_topic,
+                s.surveys_topic,
+                self.route_topic.get_topic_name(),
+                self.obs_topic.get_topic_name(),
+            ],
+            s.bootstrap,
+            s.stall_timeout_s,
+        )
         registry.register(CxCollector(s.dimensions, self._key_views, WindowBounds(s.confidence)))
         self._register_agents()
 
@@ -276,6 +292,10 @@ class Pipeline:
         async def tick_tickets() -> None:
             await self._tick(self.route_topic)
 
+        @app.timer(interval_s(self.settings.stall_timeout_s))  # type: ignore[untyped-decorator]
+        async def watchdog() -> None:
+            await self.liveness.check()
+
         @app.page("/metrics")
         async def metrics_view(web: Any, request: Any) -> Any:
             from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -295,7 +315,20 @@ class Pipeline:
                     # that, numbers on /metrics may still be catching up.
                     "rebalancing": bool(self.app.rebalancing),
                     "recovered": self._recovered(),
+                    # Seconds without progress while lagging or cut off from
+                    # the broker; at --stall-timeout the worker exits.
+                    "stalled_s": round(self.liveness.stuck_s, 1),
                 }
+            )
+
+        @app.page("/readyz")
+        async def readyz_view(web: Any, request: Any) -> Any:
+            # For load balancers and rollouts: 503 until this worker has its
+            # assignment and its tables are recovered (numbers are current).
+            ready = self.liveness.ready()
+            return web.json(
+                {"ready": ready, "recovering": self.liveness.recovering()},
+                status=200 if ready else 503,
             )
 
     async def _flushed(self) -> None:

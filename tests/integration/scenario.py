@@ -30,7 +30,8 @@ class Scenario:
 def build(now_s: float, n_tickets: int = 300, seed: int = 11) -> Scenario:
     """Tickets with bots, customer replies, reopens, clock skew; duplicates and
     out-of-order `ticket.created`; linked and unlinked surveys, some old
-    (3 days: only in 7d/30d) and some late (40 days: counters only)."""
+    (3 days: only in 7d/30d) and some late (40 days: counters only), each
+    late one sent twice."""
     rng = random.Random(seed)
     sc = Scenario(now_s=now_s)
     seq = 0
@@ -136,6 +137,10 @@ def build(now_s: float, n_tickets: int = 300, seed: int = 11) -> Scenario:
             "channel": rng.choice(CHANNELS),
         }
         sc.surveys.append(survey)
+        if age == 40 * 86400.0:
+            # A duplicate of a late event has no effect, not even on
+            # cx_events_late_total (no rng draw: the sequence stays the same).
+            sc.surveys.append(dict(survey))
     return sc
 
 
