@@ -38,7 +38,7 @@ RULE_FILES = [PROM / "recording-rules.yml", PROM / "alerting-rules.yml"]
 #: Metrics the dashboards and alerts already use that this worker does not
 #: publish yet (they arrive with the consumer-lag and recovery work). The test
 #: fails as soon as the worker publishes one, so the exemption cannot outlive it.
-NOT_YET_PUBLISHED = {"cx_consumer_lag", "cx_state_recovering"}
+NOT_YET_PUBLISHED: set[str] = set()  # every metric a panel reads is published
 SUBSTITUTE = {"$__rate_interval": "1m", "$__interval": "1m", "$window": "24h"}
 REPORT: dict[str, Any] = {}
 
