@@ -214,9 +214,10 @@ def test_every_dashboard_query_and_recording_rule_returns_data(
     assert len(recording) == sum(1 for r in shipped if "record" in r)
     assert len(alerting) == sum(1 for r in shipped if "alert" in r)
 
-    # The recording group runs every 30 s: wait for an evaluation that saw the data.
+    # The recording group runs every 30 s: wait for an evaluation that saw the
+    # data grow (a rate-based quantile is NaN until two samples differ).
     wait_for(
-        lambda: all(prom.query(r["name"]) for r in recording),
+        lambda: all(_finite(prom.query(r["name"])) for r in recording),
         90,
         interval=2,
         what="every recording rule to record a series",
