@@ -114,7 +114,10 @@ def cmd_board(args: argparse.Namespace) -> int:
     from streams.board.server import run_board
 
     _configure_logging("info")
-    return run_board(args.prometheus, args.host, args.port)
+    from streams.settings import parse_duration_s
+
+    trend_s = parse_duration_s(args.trend, "--trend")
+    return run_board(args.prometheus, args.host, args.port, args.job, trend_s)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -150,13 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
 
-    gen = sub.add_parser(
-        "generate", help="write realistic events as JSON Lines to standard output"
-    )
+    gen = sub.add_parser("generate", help="write realistic events as JSON Lines to standard output")
     gen.add_argument("--events", type=int, default=10_000, help="lines to write (default 10000)")
     gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     gen.add_argument(
-        "--start", default=None, help="ISO 8601 start (default: --days before now; UTC if no offset)"
+        "--start",
+        default=None,
+        help="ISO 8601 start (default: --days before now; UTC if no offset)",
     )
     gen.add_argument("--days", type=float, default=2.0, help="days the events span (default 2)")
     gen.add_argument(
@@ -168,10 +171,16 @@ def build_parser() -> argparse.ArgumentParser:
         "board", help="serve the wallboard web page for a Prometheus that scrapes the workers"
     )
     board.add_argument(
-        "--prometheus", default="http://127.0.0.1:9090", help="Prometheus base URL (default http://127.0.0.1:9090)"
+        "--prometheus",
+        default="http://127.0.0.1:9090",
+        help="Prometheus base URL (default http://127.0.0.1:9090)",
     )
     board.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     board.add_argument("--port", type=int, default=8088, help="listen port (default 8088)")
+    board.add_argument(
+        "--job", default="cxstream", help="Prometheus job of the workers (default cxstream)"
+    )
+    board.add_argument("--trend", default="1h", help="time span of the sparklines (default 1h)")
     board.set_defaults(func=cmd_board)
     return parser
 
