@@ -160,8 +160,8 @@ def _show(
     from rich.live import Live
 
     console = Console()
-    with Live(frame().rich(), console=console, refresh_per_second=1, screen=False) as live:
+    with Live(frame().rich(console.width), console=console, refresh_per_second=1) as live:
         while time.time() < end:
             check()
             time.sleep(2)
-            live.update(frame().rich())
+            live.update(frame().rich(console.width))

@@ -110,7 +110,7 @@ class Frame:
         lines.extend(f"  {s}" for s in incident_status(self.incidents, time.time()))
         return "\n".join(lines)
 
-    def rich(self) -> Any:
+    def rich(self, width: int = 120) -> Any:
         from rich.console import Group
         from rich.panel import Panel
         from rich.progress_bar import ProgressBar
@@ -127,6 +127,7 @@ class Frame:
         title = f"cxstream demo · {dt.timedelta(seconds=int(elapsed))} · Ctrl-C stops everything"
         header = Panel(links, title=title, border_style="cyan")
 
+        wide = width >= 120  # room for the sample sizes
         table = Table(title="Rolling windows per channel", expand=True, title_style="bold")
         table.add_column("channel", style="bold")
         for title_, _, _ in COLUMNS:
@@ -135,10 +136,10 @@ class Frame:
             cells = []
             for title_, metric, _ in COLUMNS:
                 value, n = cols[title_]
-                cells.append(
-                    Text(f"{fmt(metric, value)}", style=_level(metric, value))
-                    + Text(f"  n={n:.0f}" if value is not None else "", style="dim")
-                )
+                cell = Text(fmt(metric, value), style=_level(metric, value))
+                if wide and value is not None:
+                    cell.append(f"  n={n:.0f}", style="dim")
+                cells.append(cell)
             table.add_row(channel, *cells, end_section=channel == "all")
 
         alerts = Table(
@@ -164,7 +165,13 @@ class Frame:
 
         done = r.processed
         total = max(p.sent, 1)
-        bar = ProgressBar(total=total, completed=min(done, total), width=50)
+        bar = Table.grid(padding=(0, 1))
+        bar.add_column(width=min(50, max(10, width - 45)))
+        bar.add_column()
+        bar.add_row(
+            ProgressBar(total=total, completed=min(done, total)),
+            Text(f"{100 * min(done, total) / total:.1f}% of the sent events processed"),
+        )
         status = Group(
             Text(self.progress_line()),
             bar,
