@@ -59,7 +59,7 @@ def test_the_existing_api_still_works() -> None:
 
 
 def test_every_desk_gets_traffic_and_every_event_is_valid() -> None:
-    events = _take(TrafficGenerator(seed=11), NOW - 86400, 0.5, NOW - 60)
+    events = _take(TrafficGenerator(seed=11), NOW - 6 * 3600, 0.5, NOW - 60)
     desks = {(e["channel"], e["team"]) for e in events if e["type"] == "ticket.created"}
     assert desks == {(c, t) for c in CHANNELS for t in TEAMS}
     now_us = int(NOW * 1e6)
