@@ -57,9 +57,10 @@ def http_ok(url: str, check: Callable[[bytes], bool] = lambda _: True) -> bool:
 
 
 def rule_files() -> list[Path]:
-    """The shipped Prometheus rule files: every YAML file there with rule groups."""
+    """The shipped Prometheus rule files: every YAML file under deploy/prometheus
+    with rule groups (scrape configs and promtool test files have none)."""
     found = []
-    for path in sorted(PROMETHEUS_RULES.glob("*.yml")):
+    for path in sorted(PROMETHEUS_RULES.rglob("*.y*ml")):
         try:
             doc = yaml.safe_load(path.read_text())
         except (OSError, yaml.YAMLError):
@@ -138,7 +139,9 @@ class Stack:
         if bootstrap:
             self.bootstrap = bootstrap
             return bootstrap
-        kafka_dir = self.run_dir.parent / "kafka"
+        # The default run directory shares `make kafka-start`'s broker dir.
+        default = self.run_dir == REPO / ".cx-run" / "demo"
+        kafka_dir = REPO / ".cx-run" / "kafka" if default else self.run_dir / "kafka"
         props = kafka_dir / "server.properties"
         status = subprocess.run([str(KAFKA_SH), "status", "--dir", str(kafka_dir)], check=False)
         if status.returncode == 0 and props.exists():
