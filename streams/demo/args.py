@@ -20,8 +20,12 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
         default=6066,
         help="first worker's /metrics port, the second uses the next (default 6066)",
     )
-    p.add_argument("--prometheus-port", type=int, default=9090, help="(default 9090)")
-    p.add_argument("--alertmanager-port", type=int, default=9093, help="(default 9093)")
+    p.add_argument(
+        "--prometheus-port", type=int, default=9090, help="Prometheus port (default 9090)"
+    )
+    p.add_argument(
+        "--alertmanager-port", type=int, default=9093, help="Alertmanager port (default 9093)"
+    )
     p.add_argument("--board-port", type=int, default=8088, help="wallboard port (default 8088)")
     p.add_argument("--rate", type=float, default=20.0, help="live events per second (default 20)")
     p.add_argument(

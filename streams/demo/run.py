@@ -37,7 +37,14 @@ def _run_dir(args: argparse.Namespace) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
-    Seasonality(args.timezone)  # a bad zone stops us before anything starts
+    try:
+        # Bad arguments stop us before anything starts.
+        Seasonality(args.timezone)
+        for text in args.incident:
+            Incident.parse(text, 0.0, 1.0)
+    except CxError as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 2
     run_dir = _run_dir(args)
     stack = Stack(run_dir)
     previous = signal.signal(signal.SIGTERM, _on_signal)
