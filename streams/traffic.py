@@ -60,7 +60,8 @@ class Incident:
     """A desk in trouble from start_s to end_s (seconds since the epoch).
 
     While it lasts, the matching desks get `volume` times their contacts, the
-    customers are unhappy and first replies come from a backlog hours old.
+    customers are unhappy and a share of the first replies (BACKLOG_SHARE)
+    answer contacts hours old.
     For `recovery` times its length afterwards the volume stays raised with
     normal quality and fast replies (the desk clears its queue and customers
     come back), which is what brings the rolling windows back above the
