@@ -19,6 +19,8 @@ WORKER_HELP = {
     "web_port": "port serving /metrics and /healthz",
     "data_dir": "directory for local worker state",
     "rules": "alert rules YAML file",
+    "schedules": "business hours and SLA policies YAML file",
+    "sla_warning": "SLA at_risk horizon, a share of the target (25% or 0.25)",
     "web_host": "address the web server binds",
     "app_id": "consumer group and internal topic prefix",
     "partitions": "partitions of the topics cxstream creates",
@@ -34,7 +36,11 @@ WORKER_HELP = {
 }
 DURATION_HINT = "; a duration: 30s, 15m, 24h, 7d, or bare seconds"
 #: how an unset optional setting behaves, for the help text
-UNSET_HELP = {"rules": "the built-in rules", "alertmanager_url": "off"}
+UNSET_HELP = {
+    "rules": "the built-in rules",
+    "schedules": "none: no business-time or SLA metrics",
+    "alertmanager_url": "off",
+}
 
 
 def default_text(name: str) -> str:

@@ -35,7 +35,7 @@ from streams.pipeline.tables import (
     key_partitioned_table,
     route_partition,
 )
-from streams.pipeline.tickets_stage import TicketStage
+from streams.pipeline.tickets_stage import TicketStage, tick_value
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -315,7 +315,10 @@ class Pipeline:
 
     async def _tick(self, topic: Any) -> None:
         for partition in sorted(self._active_partitions(topic.get_topic_name())):
-            await topic.send(key=TICK_KEY, value=b"", partition=partition)
+            # The time rides in the tick: a replayed tick judges SLAs the same.
+            await topic.send(
+                key=TICK_KEY, value=tick_value(self.clock.now_us()), partition=partition
+            )
 
     def _active_partitions(self, topic_name: str) -> set[int]:
         try:
@@ -332,6 +335,6 @@ class Pipeline:
             yield KeyView(
                 labels=dims_from_key(key),
                 windows=state.windows(now),
-                counters=state.counters(),
+                counters=state.counters(now),
                 firing=self.alerter.firing(state),
             )

@@ -163,7 +163,7 @@ def test_unknown_row_format_is_refused_with_a_clear_error() -> None:
     state = DimsState.new(DIMS, DEFAULT_WINDOWS)
     rows = state.rows()
     rows[META_ROW] = rows[META_ROW].replace(f"[{FORMAT},".encode(), b"[99,", 1)
-    with pytest.raises(StateFormatError, match=r"format 99.*reads format 2"):
+    with pytest.raises(StateFormatError, match=rf"format 99.*reads format {FORMAT}"):
         DimsState.from_rows(DIMS, rows.items(), DEFAULT_WINDOWS)
     with pytest.raises(StateFormatError, match="format 1"):
         DimsState.from_rows(DIMS, [(META_ROW, b'{"v": 1, "dims": []}')], DEFAULT_WINDOWS)
