@@ -277,6 +277,7 @@ class DimsState:
         self._partition = -1
         self._source_offset = -1
         self._alerts: dict[str, Any] = {}
+        self._sla_alerts: dict[str, Any] = {}
         # In memory only: the highest position seen from each route partition
         # (what ``apply`` reports), and the rows to write.
         self._seen: dict[int, Position] = {}
@@ -323,6 +324,17 @@ class DimsState:
     def alerts(self, value: dict[str, Any]) -> None:
         if value != self._alerts:
             self._alerts = value
+            self._dirty_meta = True
+
+    @property
+    def sla_alerts(self) -> dict[str, Any]:
+        """The CxSlaAtRisk book (``sla_alerts``), persisted in the meta row."""
+        return self._sla_alerts
+
+    @sla_alerts.setter
+    def sla_alerts(self, value: dict[str, Any]) -> None:
+        if value != self._sla_alerts:
+            self._sla_alerts = value
             self._dirty_meta = True
 
     # -- applying ------------------------------------------------------------
@@ -610,13 +622,14 @@ class DimsState:
                 [[p, t, n] for (p, t), n in self.sla_breaches.items()],
                 [[p, t, st, n] for (p, t, st), n in self.sla_pending.items()],
                 {t: sorted(d.items()) for t, d in self.sla_dues.items()},
+                self._sla_alerts,
             ]
         )
 
     def _decode_meta(self, doc: list[Any]) -> None:
         (_, _, _dims, self._partition, self._source_offset, self._alerts, hwm) = doc[:7]
         nps, csat, ces, created, resolved, reopened, open_, frt, res = doc[7:16]
-        frtb, resb, breaches, pending, dues = doc[16:]
+        frtb, resb, breaches, pending, dues, self._sla_alerts = doc[16:]
         self.meta_hwm = _unflat_hwm(hwm)
         for partition, position in self.meta_hwm.items():
             if position > self._seen.get(partition, (-1, -1)):

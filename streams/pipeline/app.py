@@ -145,7 +145,15 @@ class Pipeline:
         self.alerter = alerter
         if hasattr(alerter, "metrics"):
             alerter.metrics = self.metrics  # cx_alerts_total on this worker's registry
-        registry.register(CxCollector(s.dimensions, self._key_views))
+        schedules = self.tickets.schedules
+        registry.register(
+            CxCollector(
+                s.dimensions,
+                self._key_views,
+                business=schedules is not None,
+                sla=schedules is not None and schedules.sla is not None,
+            )
+        )
         self._register_agents()
 
     # -- sends -------------------------------------------------------------
@@ -337,4 +345,5 @@ class Pipeline:
                 windows=state.windows(now),
                 counters=state.counters(now),
                 firing=self.alerter.firing(state),
+                now_us=now,
             )
