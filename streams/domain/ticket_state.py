@@ -156,7 +156,9 @@ class RouteState:
             self.reopen_last_us = max(self.reopen_last_us or t, t)
             self._status(t, ev)
         out = self._derive(is_created=ev.type == "ticket.created", schedules=schedules)
-        out.extend(self._sync_sla(now_us))
+        # Only the timer sweep breaches by the clock (``tick``): an event
+        # batch that carries a ticket and its reply settles both first.
+        out.extend(self._sync_sla(now_us, judge=False))
         return Outcome("accepted", out)
 
     def apply_survey(self, resp: SurveyResponse, now_us: int, cap: DimensionCap) -> Outcome:
@@ -289,15 +291,16 @@ class RouteState:
         """The wall clock at ``now_us`` (the timer sweep): pending targets past
         their due instant are breached, and the gauges follow. Empty when
         nothing changed (then the state need not be written)."""
-        return self._sync_sla(now_us)
+        return self._sync_sla(now_us, judge=True)
 
-    def _sync_sla(self, now_us: int) -> list[Observation]:
+    def _sync_sla(self, now_us: int, *, judge: bool) -> list[Observation]:
         c = self.created
         if c is None or self.sla is None:
             return []
         out: list[Observation] = []
-        self.sla, changes = sla_rules.on_tick(self.sla, now_us)
-        out.extend(_sla_outcome(c, change) for change in changes)
+        if judge:
+            self.sla, changes = sla_rules.on_tick(self.sla, now_us)
+            out.extend(_sla_outcome(c, change) for change in changes)
         pending = sla_rules.classify(self.sla, now_us)
         due = sla_rules.next_due(self.sla, now_us)
         out.extend(self._gauge_deltas(pending, due))
