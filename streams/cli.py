@@ -20,7 +20,7 @@ WORKER_HELP = {
     "data_dir": "directory for local worker state",
     "rules": "alert rules YAML file",
     "schedules": "business hours and SLA policies YAML file",
-    "sla_warning": "SLA at_risk horizon, a share of the target (25% or 0.25)",
+    "sla_warning": "SLA at_risk horizon, a share of the target (25%% or 0.25)",
     "web_host": "address the web server binds",
     "app_id": "consumer group and internal topic prefix",
     "partitions": "partitions of the topics cxstream creates",

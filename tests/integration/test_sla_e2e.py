@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import orjson
 import pytest
 
+from tests.integration.test_metrics_e2e import promtool_check
 from tests.support import Topics, WorkerProcess, produce, read_topic, samples, utc, value, wait_for
 
 pytestmark = pytest.mark.integration
@@ -265,6 +266,7 @@ def test_business_time_and_sla_gauges_follow_the_clock(
             timeout=15,
             what="CxSlaAtRisk resolved",
         )
+        promtool_check(worker.scrape())
         time.sleep(3)  # no repeats
         events = _alerts(kafka_bootstrap, topics)
         assert sorted(a["status"] for a in events) == ["firing", "resolved"], events
