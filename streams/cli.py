@@ -20,6 +20,8 @@ WORKER_HELP = {
     "data_dir": "directory for local worker state",
     "rules": "alert rules YAML file",
     "confidence": "confidence level of the window bounds (cx_*_bound) and confidence rules",
+    "schedules": "business hours and SLA policies YAML file",
+    "sla_warning": "SLA at_risk horizon, a share of the target (25%% or 0.25)",
     "app_id": "consumer group and internal topic prefix",
     "partitions": "partitions of the topics cxstream creates",
     "standby_replicas": "warm table copies per partition",
@@ -43,6 +45,7 @@ DURATION_HINT = "; a duration: 30s, 15m, 24h, 7d, or bare seconds"
 #: how an unset optional setting behaves, for the help text
 UNSET_HELP = {
     "rules": "the built-in rules",
+    "schedules": "none: no business-time or SLA metrics",
     "alertmanager_url": "off",
     "kafka_ssl_cafile": "the system's CAs",
 }
