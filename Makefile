@@ -11,8 +11,8 @@ help: ## list the tasks
 setup: ## install everything the demo and tests need (idempotent)
 	@scripts/setup.sh
 
-demo: setup ## local broker + worker + realistic traffic; prints the /metrics URL
-	@$(PY) -m streams demo
+demo: setup ## broker, two workers, Prometheus, Alertmanager, wallboard, live traffic (DEMO_ARGS="--incident team=billing,channel=email")
+	@$(PY) -m streams demo $(DEMO_ARGS)
 
 test: setup ## set up, then run the whole test suite (unit + integration on a real broker)
 	@$(PY) -m pytest

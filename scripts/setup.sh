@@ -21,6 +21,11 @@ command -v prometheus-alertmanager >/dev/null || need_apt+=(prometheus-alertmana
 # docker-compose (1.29, pure Python) checks docker-compose.yml; `config` needs no engine.
 command -v docker-compose >/dev/null || need_apt+=(docker-compose)
 command -v openssl >/dev/null || need_apt+=(openssl)  # the TLS tests' CA and broker cert
+# Headless Chromium for the wallboard's browser test (driven by playwright-core
+# from npm, below; playwright's own browser download is not used).
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v chromedriver >/dev/null || need_apt+=(chromium-driver)
+command -v npm >/dev/null || need_apt+=(npm)
 if (( ${#need_apt[@]} )); then
   SUDO=""; [[ $(id -u) -eq 0 ]] || SUDO="sudo"
   command -v apt-get >/dev/null || die "missing ${need_apt[*]} and no apt-get to install them"
@@ -47,4 +52,11 @@ if ! .venv/bin/python -c 'import streams, faust, kafka, prometheus_client, hypot
 fi
 
 deploy/kafka-local/kafka.sh fetch
-say "ready: .venv, Kafka jars, promtool $(promtool --version 2>&1 | head -1 | awk '{print $3}'), alertmanager"
+
+# playwright-core, pinned by tests/browser/package-lock.json, project-local.
+if [[ ! -f tests/browser/node_modules/playwright-core/package.json ]] \
+   || [[ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]]; then
+  say "installing playwright-core into tests/browser/node_modules"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+fi
+say "ready: .venv, Kafka jars, promtool $(promtool --version 2>&1 | head -1 | awk '{print $3}'), alertmanager, chromium, playwright-core"

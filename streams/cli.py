@@ -20,6 +20,8 @@ WORKER_HELP = {
     "data_dir": "directory for local worker state",
     "rules": "alert rules YAML file",
     "confidence": "confidence level of the window bounds (cx_*_bound) and confidence rules",
+    "schedules": "business hours and SLA policies YAML file",
+    "sla_warning": "SLA at_risk horizon, a share of the target (25%% or 0.25)",
     "app_id": "consumer group and internal topic prefix",
     "partitions": "partitions of the topics cxstream creates",
     "standby_replicas": "warm table copies per partition",
@@ -43,6 +45,7 @@ DURATION_HINT = "; a duration: 30s, 15m, 24h, 7d, or bare seconds"
 #: how an unset optional setting behaves, for the help text
 UNSET_HELP = {
     "rules": "the built-in rules",
+    "schedules": "none: no business-time or SLA metrics",
     "alertmanager_url": "off",
     "kafka_ssl_cafile": "the system's CAs",
 }
@@ -226,6 +229,37 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args)
 
 
+def cmd_generate(args: argparse.Namespace) -> int:
+    import datetime as dt
+    import time
+
+    from streams.generate import DAY_S, generate
+
+    if args.events < 0 or args.days <= 0:
+        raise CxError("--events must be >= 0 and --days > 0")
+    if args.start is None:
+        start_s = time.time() - args.days * DAY_S
+    else:
+        try:
+            start = dt.datetime.fromisoformat(args.start)
+        except ValueError:
+            raise CxError(f"--start: {args.start!r} is not an ISO 8601 date or time") from None
+        start_s = (start if start.tzinfo else start.replace(tzinfo=dt.UTC)).timestamp()
+    end_s = start_s + args.days * DAY_S
+    generate(sys.stdout.buffer, args.events, args.seed, start_s, end_s, args.timezone)
+    return 0
+
+
+def cmd_board(args: argparse.Namespace) -> int:
+    from streams.board.server import run_board
+
+    _configure_logging("info")
+    from streams.settings import parse_duration_s
+
+    trend_s = parse_duration_s(args.trend, "--trend")
+    return run_board(args.prometheus, args.host, args.port, args.job, trend_s)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cxstream",
@@ -282,16 +316,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add_settings(describe, TOPIC_SETTINGS)
     describe.set_defaults(func=cmd_topics_describe)
 
+    from streams.demo import add_demo_arguments
+
     demo = sub.add_parser(
-        "demo", help="start a local broker, a worker and realistic traffic on this machine"
+        "demo",
+        help="the whole pipeline on this machine: broker, two workers, Prometheus, "
+        "Alertmanager, the wallboard and realistic traffic",
     )
-    demo.add_argument("--web-port", type=int, default=6066, help="worker /metrics port")
-    demo.add_argument("--kafka-port", type=int, default=9092, help="local broker port")
-    demo.add_argument("--rate", type=float, default=20.0, help="events per second")
-    demo.add_argument(
-        "--duration", type=float, default=0.0, help="seconds to run (0 = until Ctrl-C)"
-    )
+    add_demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
+
+    gen = sub.add_parser("generate", help="write realistic events as JSON Lines to standard output")
+    gen.add_argument("--events", type=int, default=10_000, help="lines to write (default 10000)")
+    gen.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    gen.add_argument(
+        "--start",
+        default=None,
+        help="ISO 8601 start (default: --days before now; UTC if no offset)",
+    )
+    gen.add_argument("--days", type=float, default=2.0, help="days the events span (default 2)")
+    gen.add_argument(
+        "--timezone", default="UTC", help="IANA zone whose working hours are busiest (default UTC)"
+    )
+    gen.set_defaults(func=cmd_generate)
+
+    board = sub.add_parser(
+        "board", help="serve the wallboard web page for a Prometheus that scrapes the workers"
+    )
+    board.add_argument(
+        "--prometheus",
+        default="http://127.0.0.1:9090",
+        help="Prometheus base URL (default http://127.0.0.1:9090)",
+    )
+    board.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    board.add_argument("--port", type=int, default=8088, help="listen port (default 8088)")
+    board.add_argument(
+        "--job", default="cxstream", help="Prometheus job of the workers (default cxstream)"
+    )
+    board.add_argument("--trend", default="1h", help="time span of the sparklines (default 1h)")
+    board.set_defaults(func=cmd_board)
     return parser
 
 

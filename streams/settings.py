@@ -96,6 +96,8 @@ class Settings:
     web_host: str = "127.0.0.1"
     data_dir: Path = Path("cxstream-data")
     rules: Path | None = None
+    schedules: Path | None = None  # business hours and SLA policies (contract 8.2, 8.3)
+    sla_warning: float = 0.25  # at_risk when less than this share of a target remains
     app_id: str = "cxstream"
     tickets_topic: str = "cx.tickets"
     surveys_topic: str = "cx.surveys"
@@ -190,6 +192,30 @@ def _rules(text: str, setting: str) -> Path:
     return path
 
 
+def _schedules(text: str, setting: str) -> Path:
+    """The file must parse: its errors name FILE:LINE at start-up, like --rules."""
+    from streams.domain.schedules_file import load_schedules
+    from streams.errors import SchedulesError
+
+    try:
+        load_schedules(text)
+    except SchedulesError as exc:
+        raise SettingsError(f"{setting}: {exc}") from None
+    return Path(text)
+
+
+def _share(text: str, setting: str) -> float:
+    """'25%' or '0.25': a share of a target, in [0, 1)."""
+    raw = text.strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise SettingsError(f"{setting}: {text!r} is not a share like 25% or 0.25") from None
+    if not 0.0 <= value < 1.0:
+        raise SettingsError(f"{setting}: {text!r} must be at least 0 and below 100%")
+    return value
+
+
 def _url(text: str, setting: str) -> str:
     if not re.match(r"^https?://[^\s/]+", text):
         raise SettingsError(f"{setting}: {text!r} is not an http(s) URL")
@@ -258,6 +284,8 @@ SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
     "web_host": ("--web-host", "CX_WEB_HOST", _str),
     "data_dir": ("--data-dir", "CX_DATA_DIR", _path),
     "rules": ("--rules", "CX_RULES", _rules),
+    "schedules": ("--schedules", "CX_SCHEDULES", _schedules),
+    "sla_warning": ("--sla-warning", "CX_SLA_WARNING", _share),
     "app_id": ("--app-id", "CX_APP_ID", _topic),
     "tickets_topic": ("--tickets-topic", "CX_TOPIC_TICKETS", _topic),
     "surveys_topic": ("--surveys-topic", "CX_TOPIC_SURVEYS", _topic),

@@ -70,3 +70,26 @@ def test_label_cap_holds_under_hostile_input() -> None:
     assert cap.admitted_count("channel") == 100
     assert cap.resolve({"channel": "c5"})[0] == "c5"  # admitted values keep their name
     assert cap.resolve({})[0] == "unknown"
+
+
+def test_schedules_file_errors_name_the_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "schedules.yaml"
+    bad.write_text(
+        "schedules:\n  office:\n    timezone: Mars/Olympus\n    hours: [mon 09:00-17:00]\n"
+    )
+    with pytest.raises(SettingsError, match=rf"--schedules: {bad}:3"):
+        load_settings({"schedules": str(bad)}, {})
+    good = tmp_path / "ok.yaml"
+    good.write_text("sla:\n  urgent: {first_reply: 30m business}\n")
+    assert load_settings({}, {"CX_SCHEDULES": str(good)}).schedules == good
+
+
+@pytest.mark.parametrize(("text", "share"), [("25%", 0.25), ("0.1", 0.1), ("0", 0.0)])
+def test_sla_warning_is_a_share(text: str, share: float) -> None:
+    assert load_settings({"sla_warning": text}, {}).sla_warning == pytest.approx(share)
+
+
+@pytest.mark.parametrize("text", ["100%", "1", "-0.1", "a lot"])
+def test_sla_warning_out_of_range_is_refused(text: str) -> None:
+    with pytest.raises(SettingsError, match="CX_SLA_WARNING"):
+        load_settings({}, {"CX_SLA_WARNING": text})

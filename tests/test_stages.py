@@ -225,10 +225,10 @@ def test_processing_error_is_dead_lettered_and_processing_continues(
     h.feed("tickets", tickets)
     real = tickets_mod.RouteState.apply_ticket
 
-    def buggy(self: Any, ev: Any, now_us: int, cap: Any) -> Any:
+    def buggy(self: Any, ev: Any, now_us: int, cap: Any, *rest: Any) -> Any:
         if ev.event_id == "r1":
             raise RuntimeError("boom")
-        return real(self, ev, now_us, cap)
+        return real(self, ev, now_us, cap, *rest)
 
     monkeypatch.setattr(tickets_mod.RouteState, "apply_ticket", buggy)
     h.run_tickets(h.route)

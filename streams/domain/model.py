@@ -7,7 +7,7 @@ durations, sums and window edges are exact; seconds appear only at the edges
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Source = Literal["tickets", "surveys"]
@@ -88,7 +88,42 @@ ObservationKind = Literal[
     "fcr",  # value = 1 first-contact-resolved, 0 not
     "reopened",  # value = 1; counts cx_tickets_reopened_total
     "open",  # value = +1 (ticket became open) or -1 (became not open)
+    # With a schedules file (contract 8.2, 8.3); values encoded by the sla_* helpers below.
+    "first_response_business",  # value = business-time duration in microseconds (>= 0)
+    "resolution_business",  # value = business-time duration in microseconds (>= 0)
+    "sla_outcome",  # value = sla_outcome_code(target, met); counted = a breach, first known
+    "sla_pending",  # value = sla_pending_code(target, state); +1 / -1 into a gauge
+    "sla_due",  # value = sla_due_code(target, due_us); +1 / -1 into the next-due multiset
 ]
+
+#: SLA targets and pending states, in the order their codes use.
+SLA_TARGETS: tuple[str, ...] = ("first_reply", "resolution")
+SLA_PENDING_STATES: tuple[str, ...] = ("on_track", "at_risk", "breached")
+
+
+def sla_outcome_code(target: str, met: bool) -> int:
+    return 2 * SLA_TARGETS.index(target) + (1 if met else 0)
+
+
+def sla_outcome_of(code: int) -> tuple[str, bool]:
+    return SLA_TARGETS[code // 2], code % 2 == 1
+
+
+def sla_pending_code(target: str, state: str) -> int:
+    return 3 * SLA_TARGETS.index(target) + SLA_PENDING_STATES.index(state)
+
+
+def sla_pending_of(code: int) -> tuple[str, str]:
+    return SLA_TARGETS[code // 3], SLA_PENDING_STATES[code % 3]
+
+
+def sla_due_code(target: str, due_us: int) -> int:
+    # One integer per observation: the due instant with the target in its low bit.
+    return 2 * due_us + SLA_TARGETS.index(target)
+
+
+def sla_due_of(code: int) -> tuple[str, int]:
+    return SLA_TARGETS[code % 2], code // 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,6 +220,14 @@ class WindowSnapshot:
     first_response: DurationSummary
     resolution: DurationSummary
     ces_sum_sq: int | None = None  # sum of squared CES scores; None: not kept (no CES bounds)
+    # Contract 8.2 / 8.3: business-time durations and SLA outcomes (zero without a schedules file).
+    first_response_business: DurationSummary | None = None
+    resolution_business: DurationSummary | None = None
+    sla_achieved: dict[str, tuple[int, int]] | None = None  # target -> (met, breached)
+
+    def sla_achieved_ratio(self, target: str) -> float | None:
+        met, breached = (self.sla_achieved or {}).get(target, (0, 0))
+        return None if met + breached == 0 else met / (met + breached)
 
     @property
     def nps_responses(self) -> int:
@@ -244,3 +287,11 @@ class CountersSnapshot:
     open: dict[str, int]  # priority -> tickets open now (gauge)
     first_response: dict[str, HistogramSnapshot]  # priority -> histogram
     resolution: dict[str, HistogramSnapshot]  # priority -> histogram
+    # Contract 8.2 / 8.3 (empty without a schedules file).
+    first_response_business: dict[str, HistogramSnapshot] = field(default_factory=dict)
+    resolution_business: dict[str, HistogramSnapshot] = field(default_factory=dict)
+    sla_breaches: dict[tuple[str, str], int] = field(default_factory=dict)  # (priority, target)
+    #: (priority, target, state) -> open tickets whose target is pending in that state (gauge)
+    sla_pending: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    #: target -> earliest due instant (us) among pending targets not yet breached
+    sla_next_due_us: dict[str, int] = field(default_factory=dict)

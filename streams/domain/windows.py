@@ -24,6 +24,11 @@ batch's rows may have landed and others not; because every row judges a
 replayed observation by its own mark, the replay fills in exactly the rows
 that missed it.
 
+Business-time durations and SLA outcomes (contract 8.2, 8.3) are folds
+like the others; the meta row also keeps the SLA gauges a ticket state adds
+into and takes out of (``sla_pending`` like ``open``, and the multiset of
+pending due instants behind ``cx_sla_next_due_seconds``).
+
 Observations placed in the future (sources' clocks run ahead by up to five
 minutes) wait in their bucket's ``future`` list until ``now`` reaches them.
 """
@@ -38,6 +43,7 @@ import orjson
 
 from streams.domain.model import (
     DURATION_BUCKETS_S,
+    SLA_TARGETS,
     SUMMARY_QUANTILES,
     US_PER_S,
     CountersSnapshot,
@@ -46,6 +52,9 @@ from streams.domain.model import (
     Observation,
     WindowSnapshot,
     WindowSpec,
+    sla_due_of,
+    sla_outcome_of,
+    sla_pending_of,
 )
 from streams.domain.quantiles import Sketch
 from streams.errors import StateFormatError
@@ -54,7 +63,7 @@ _HIST_BOUNDS_US = [int(b * US_PER_S) for b in DURATION_BUCKETS_S]
 
 #: Version of the row codec. Rows of any other version are refused with a
 #: clear error rather than misread.
-FORMAT = 2
+FORMAT = 3
 META_ROW = b"m"
 
 # Layout of a bucket's integer vector (counts and exact sums).
@@ -64,7 +73,15 @@ _CES_N, _CES_SUM, _CES_SQ = 8, 9, 10
 _FCR_FALSE, _FCR_TRUE = 11, 12
 _FRT_N, _FRT_SUM = 13, 14
 _RES_N, _RES_SUM = 15, 16
-_VEC_LEN = 17
+_FRTB_N, _FRTB_SUM = 17, 18  # business time
+_RESB_N, _RESB_SUM = 19, 20
+_SLA = 21  # + sla_outcome_code: first_reply breached, met; resolution breached, met
+_VEC_LEN = 25
+#: Kinds that move a gauge in the meta row (never a window, never counted).
+_GAUGES = frozenset({"open", "sla_pending", "sla_due"})
+#: Pending due instants kept per target and key: the earliest ones (past
+#: ones are dropped as the clock passes them).
+MAX_DUES = 4_096
 
 Position = tuple[int, int]  # (offset, index) on one route partition
 Future = tuple[str, int, int, int]  # kind, placed_us, value, sign
@@ -87,30 +104,37 @@ def nps_category(score: int) -> str:
 class _Agg:
     """What a set of buckets holds: the integer vector and two sketches."""
 
-    __slots__ = ("frt", "res", "vec")
+    __slots__ = ("frt", "frtb", "res", "resb", "vec")
 
     def __init__(self) -> None:
         self.vec = [0] * _VEC_LEN
         self.frt = Sketch()
         self.res = Sketch()
+        self.frtb = Sketch()
+        self.resb = Sketch()
 
     def copy(self) -> _Agg:
         out = _Agg()
         out.vec = list(self.vec)
         out.frt = self.frt.copy()
         out.res = self.res.copy()
+        out.frtb = self.frtb.copy()
+        out.resb = self.resb.copy()
         return out
 
     def merge(self, other: _Agg, sign: int = 1) -> None:
         vec = self.vec
         for i, n in enumerate(other.vec):
             vec[i] += sign * n
-        if sign > 0:
-            self.frt.merge(other.frt)
-            self.res.merge(other.res)
-        else:
-            self.frt.subtract(other.frt)
-            self.res.subtract(other.res)
+        for name in _SKETCHES:
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if sign > 0:
+                mine.merge(theirs)
+            else:
+                mine.subtract(theirs)
+
+
+_SKETCHES = ("frt", "res", "frtb", "resb")
 
 
 class _Bucket(_Agg):
@@ -180,6 +204,11 @@ def _durations(n_i: int, sum_i: int, sketch: str) -> Fold:
     return fold
 
 
+def _fold_sla(b: _Agg, t: _Agg, value: int, sign: int) -> None:
+    if 0 <= value < 4:
+        _bump(b, t, _SLA + value, sign)
+
+
 FOLDS: dict[str, Fold] = {
     "nps": _fold_nps,
     "csat": _fold_csat,
@@ -187,6 +216,9 @@ FOLDS: dict[str, Fold] = {
     "fcr": _fold_fcr,
     "first_response": _durations(_FRT_N, _FRT_SUM, "frt"),
     "resolution": _durations(_RES_N, _RES_SUM, "res"),
+    "first_response_business": _durations(_FRTB_N, _FRTB_SUM, "frtb"),
+    "resolution_business": _durations(_RESB_N, _RESB_SUM, "resb"),
+    "sla_outcome": _fold_sla,
 }
 
 
@@ -236,10 +268,16 @@ class DimsState:
         self.open: dict[str, int] = {}
         self.frt_hist: dict[str, _Histogram] = {}
         self.res_hist: dict[str, _Histogram] = {}
+        self.frtb_hist: dict[str, _Histogram] = {}
+        self.resb_hist: dict[str, _Histogram] = {}
+        self.sla_breaches: dict[tuple[str, str], int] = {}  # (priority, target) -> total
+        self.sla_pending: dict[tuple[str, str, str], int] = {}  # (priority, target, state)
+        self.sla_dues: dict[str, dict[int, int]] = {}  # target -> due_us -> tickets
         self.meta_hwm: dict[int, Position] = {}
         self._partition = -1
         self._source_offset = -1
         self._alerts: dict[str, Any] = {}
+        self._sla_alerts: dict[str, Any] = {}
         # In memory only: the highest position seen from each route partition
         # (what ``apply`` reports), and the rows to write.
         self._seen: dict[int, Position] = {}
@@ -288,6 +326,17 @@ class DimsState:
             self._alerts = value
             self._dirty_meta = True
 
+    @property
+    def sla_alerts(self) -> dict[str, Any]:
+        """The CxSlaAtRisk book (``sla_alerts``), persisted in the meta row."""
+        return self._sla_alerts
+
+    @sla_alerts.setter
+    def sla_alerts(self, value: dict[str, Any]) -> None:
+        if value != self._sla_alerts:
+            self._sla_alerts = value
+            self._dirty_meta = True
+
     # -- applying ------------------------------------------------------------
 
     def apply(self, obs: Observation, now_us: int) -> bool:
@@ -301,7 +350,7 @@ class DimsState:
         if fresh:
             self._seen[partition] = position
         changed = False
-        if (obs.counted or obs.kind == "open") and position > self.meta_hwm.get(
+        if (obs.counted or obs.kind in _GAUGES) and position > self.meta_hwm.get(
             partition, (-1, -1)
         ):
             self.meta_hwm[partition] = position
@@ -310,6 +359,12 @@ class DimsState:
                 self._count(obs)
             if obs.kind == "open":
                 self.open[obs.priority] = self.open.get(obs.priority, 0) + obs.value
+            elif obs.kind == "sla_pending":
+                target, pstate = sla_pending_of(obs.value)
+                key = (obs.priority, target, pstate)
+                self.sla_pending[key] = self.sla_pending.get(key, 0) + obs.sign
+            elif obs.kind == "sla_due":
+                self._due(obs.value, obs.sign)
         fold = FOLDS.get(obs.kind)
         if fold is not None:
             for win in self._win.values():
@@ -349,6 +404,32 @@ class DimsState:
             fold(bucket, win.total, obs.value, obs.sign)
         return True
 
+    def _due(self, code: int, sign: int) -> None:
+        target, due_us = sla_due_of(code)
+        dues = self.sla_dues.setdefault(target, {})
+        if sign < 0:
+            n = dues.get(due_us, 0)
+            if n > 1:
+                dues[due_us] = n - 1
+            elif n == 1:
+                del dues[due_us]
+            return  # absent: already passed (dropped) or beyond the bound
+        if len(dues) >= MAX_DUES:
+            latest = max(dues)
+            if due_us >= latest:
+                return
+            del dues[latest]
+        dues[due_us] = dues.get(due_us, 0) + 1
+
+    def sla_next_due(self, now_us: int) -> dict[str, int]:
+        """target -> the earliest pending due instant not yet passed at ``now_us``."""
+        out = {}
+        for target, dues in self.sla_dues.items():
+            future = [d for d in dues if d >= now_us]
+            if future:
+                out[target] = min(future)
+        return out
+
     def _count(self, obs: Observation) -> None:
         kind, value, prio = obs.kind, obs.value, obs.priority
         if kind == "nps":
@@ -364,6 +445,14 @@ class DimsState:
             self.frt_hist.setdefault(prio, _Histogram()).observe(value)
         elif kind == "resolution":
             self.res_hist.setdefault(prio, _Histogram()).observe(value)
+        elif kind == "first_response_business":
+            self.frtb_hist.setdefault(prio, _Histogram()).observe(value)
+        elif kind == "resolution_business":
+            self.resb_hist.setdefault(prio, _Histogram()).observe(value)
+        elif kind == "sla_outcome" and obs.sign > 0:
+            target, met = sla_outcome_of(value)
+            if not met:
+                self.sla_breaches[prio, target] = self.sla_breaches.get((prio, target), 0) + 1
         elif kind == "fcr":
             key = (prio, value == 1)
             self.resolved[key] = self.resolved.get(key, 0) + 1
@@ -374,6 +463,12 @@ class DimsState:
         """Place due future observations and drop buckets outside their
         window: memory stays bounded."""
         changed = False
+        for dues in self.sla_dues.values():
+            passed = [d for d in dues if d < now_us]
+            for d in passed:
+                del dues[d]
+            if passed:
+                self._dirty_meta = changed = True
         for win in self._win.values():
             for start, bucket in list(win.buckets.items()):
                 if win.outside(start, now_us):
@@ -413,7 +508,8 @@ class DimsState:
         self._snap = (self._version, now_us, valid_until, out)
         return out
 
-    def counters(self) -> CountersSnapshot:
+    def counters(self, now_us: int | None = None) -> CountersSnapshot:
+        """The counters; ``now_us`` gives the next due instants (else none)."""
         return CountersSnapshot(
             nps=dict(self.nps),
             csat=dict(self.csat),
@@ -428,6 +524,15 @@ class DimsState:
             resolution={
                 p: HistogramSnapshot(tuple(h.buckets), h.sum_us) for p, h in self.res_hist.items()
             },
+            first_response_business={
+                p: HistogramSnapshot(tuple(h.buckets), h.sum_us) for p, h in self.frtb_hist.items()
+            },
+            resolution_business={
+                p: HistogramSnapshot(tuple(h.buckets), h.sum_us) for p, h in self.resb_hist.items()
+            },
+            sla_breaches=dict(self.sla_breaches),
+            sla_pending=dict(self.sla_pending),
+            sla_next_due_us={} if now_us is None else self.sla_next_due(now_us),
         )
 
     # -- storage: rows ---------------------------------------------------------
@@ -472,7 +577,7 @@ class DimsState:
             if row_id == META_ROW:
                 state._decode_meta(doc)
                 continue
-            _, _, seconds, start, vec, frt, res, hwm, future = doc
+            _, _, seconds, start, vec, frt, res, hwm, future, frtb, resb = doc
             name = row_id.split(b"\x1f", 2)[1].decode()
             if (name, seconds) not in by_seconds:
                 state._deleted.add((name, start))
@@ -482,6 +587,8 @@ class DimsState:
             bucket.vec = list(vec)
             bucket.frt = Sketch.from_json(frt)
             bucket.res = Sketch.from_json(res)
+            bucket.frtb = Sketch.from_json(frtb)
+            bucket.resb = Sketch.from_json(resb)
             bucket.hwm = _unflat_hwm(hwm)
             bucket.future = [(k, p, v, s) for k, p, v, s in future]
             win.buckets[start] = bucket
@@ -510,12 +617,19 @@ class DimsState:
                 self.open,
                 {p: [h.buckets, h.sum_us] for p, h in self.frt_hist.items()},
                 {p: [h.buckets, h.sum_us] for p, h in self.res_hist.items()},
+                {p: [h.buckets, h.sum_us] for p, h in self.frtb_hist.items()},
+                {p: [h.buckets, h.sum_us] for p, h in self.resb_hist.items()},
+                [[p, t, n] for (p, t), n in self.sla_breaches.items()],
+                [[p, t, st, n] for (p, t, st), n in self.sla_pending.items()],
+                {t: sorted(d.items()) for t, d in self.sla_dues.items()},
+                self._sla_alerts,
             ]
         )
 
     def _decode_meta(self, doc: list[Any]) -> None:
         (_, _, _dims, self._partition, self._source_offset, self._alerts, hwm) = doc[:7]
-        nps, csat, ces, created, resolved, reopened, open_, frt, res = doc[7:]
+        nps, csat, ces, created, resolved, reopened, open_, frt, res = doc[7:16]
+        frtb, resb, breaches, pending, dues, self._sla_alerts = doc[16:]
         self.meta_hwm = _unflat_hwm(hwm)
         for partition, position in self.meta_hwm.items():
             if position > self._seen.get(partition, (-1, -1)):
@@ -527,7 +641,15 @@ class DimsState:
         self.resolved = {(p, bool(fc)): n for p, fc, n in resolved}
         self.reopened = dict(reopened)
         self.open = dict(open_)
-        for stored, target in ((frt, self.frt_hist), (res, self.res_hist)):
+        self.sla_breaches = {(p, t): n for p, t, n in breaches}
+        self.sla_pending = {(p, t, st): n for p, t, st, n in pending}
+        self.sla_dues = {t: {int(d): n for d, n in items} for t, items in dues.items()}
+        for stored, target in (
+            (frt, self.frt_hist),
+            (res, self.res_hist),
+            (frtb, self.frtb_hist),
+            (resb, self.resb_hist),
+        ):
             for p, (buckets, sum_us) in stored.items():
                 h = _Histogram()
                 h.buckets, h.sum_us = list(buckets), sum_us
@@ -580,6 +702,8 @@ def _encode_bucket(win: _Window, start: int, b: _Bucket) -> bytes:
             b.res.to_json(),
             _flat_hwm(b.hwm),
             b.future,
+            b.frtb.to_json(),
+            b.resb.to_json(),
         ]
     )
 
@@ -663,6 +787,11 @@ def _snapshot(name: str, agg: _Agg) -> WindowSnapshot:
         fcr={True: v[_FCR_TRUE], False: v[_FCR_FALSE]},
         first_response=_summary(v[_FRT_N], v[_FRT_SUM], agg.frt),
         resolution=_summary(v[_RES_N], v[_RES_SUM], agg.res),
+        first_response_business=_summary(v[_FRTB_N], v[_FRTB_SUM], agg.frtb),
+        resolution_business=_summary(v[_RESB_N], v[_RESB_SUM], agg.resb),
+        sla_achieved={
+            target: (v[_SLA + 2 * i + 1], v[_SLA + 2 * i]) for i, target in enumerate(SLA_TARGETS)
+        },
     )
 
 

@@ -23,6 +23,8 @@ from prometheus_client.samples import Sample
 
 from streams.domain.model import (
     DURATION_BUCKETS_S,
+    SLA_PENDING_STATES,
+    SLA_TARGETS,
     US_PER_S,
     CountersSnapshot,
     DurationSummary,
@@ -41,6 +43,7 @@ class KeyView:
     windows: Sequence[WindowSnapshot]
     counters: CountersSnapshot
     firing: dict[tuple[str, str], int]  # (alertname, severity) -> alerts firing
+    now_us: int = 0  # the scrape's time (cx_sla_next_due_seconds counts from it)
 
 
 def _fmt(value: float) -> str:
@@ -82,6 +85,98 @@ BOUND_FAMILIES: tuple[tuple[str, str, str], ...] = (
 )
 
 
+class _BusinessAndSla:
+    """The families of contract 8.2 (``business``: a schedules file is
+    configured) and 8.3 (``sla``: it has SLA policies); published only when
+    they apply, so a worker without a schedules file shows none of them."""
+
+    def __init__(self, d: Sequence[str], business: bool, sla: bool) -> None:
+        self.business, self.sla = business, sla
+        w = ["window", *d]
+        self.w = w
+        self.frt = HistogramMetricFamily(
+            "cx_first_response_business_seconds",
+            "Business time (the key's schedule) from ticket creation to the first agent reply.",
+            labels=[*d, "priority"],
+        )
+        self.res = HistogramMetricFamily(
+            "cx_resolution_business_seconds",
+            "Business time (the key's schedule) from ticket creation to its first resolution.",
+            labels=[*d, "priority"],
+        )
+        self.frt_win = SummaryMetricFamily(
+            "cx_first_response_business_window_seconds",
+            "Business first response times placed in the window (quantiles within 2%).",
+            labels=w,
+        )
+        self.res_win = SummaryMetricFamily(
+            "cx_resolution_business_window_seconds",
+            "Business resolution times placed in the window (quantiles within 2%).",
+            labels=w,
+        )
+        self.breaches = CounterMetricFamily(
+            "cx_sla_breaches",
+            "SLA targets breached, once per ticket and target, when first known.",
+            labels=[*d, "priority", "target"],
+        )
+        self.pending = GaugeMetricFamily(
+            "cx_sla_pending",
+            "Open tickets whose SLA target is still pending, by state.",
+            labels=[*d, "priority", "target", "state"],
+        )
+        self.next_due = GaugeMetricFamily(
+            "cx_sla_next_due_seconds",
+            "Seconds to the earliest due instant among pending, not yet breached targets.",
+            labels=[*d, "target"],
+        )
+        self.achieved = GaugeMetricFamily(
+            "cx_sla_achieved_ratio",
+            "SLA targets met / decided in the window, placed when decided (0..1).",
+            labels=[*w, "target"],
+        )
+
+    def add(self, view: KeyView, lv: list[str]) -> None:
+        c = view.counters
+        if self.business:
+            for priority, hist in sorted(c.first_response_business.items()):
+                _histogram(self.frt, [*lv, priority], hist)
+            for priority, hist in sorted(c.resolution_business.items()):
+                _histogram(self.res, [*lv, priority], hist)
+            for snap in view.windows:
+                wl = [snap.window, *lv]
+                if snap.first_response_business is not None:
+                    _summary(self.frt_win, self.w, wl, snap.first_response_business)
+                if snap.resolution_business is not None:
+                    _summary(self.res_win, self.w, wl, snap.resolution_business)
+        if not self.sla:
+            return
+        for (priority, target), n in sorted(c.sla_breaches.items()):
+            self.breaches.add_metric([*lv, priority, target], n)
+        priorities = sorted({p for p, _, _ in c.sla_pending})
+        for priority in priorities:
+            for target in SLA_TARGETS:
+                if not any((priority, target, st) in c.sla_pending for st in SLA_PENDING_STATES):
+                    continue  # no ticket of this priority has had this target
+                for st in SLA_PENDING_STATES:
+                    n = c.sla_pending.get((priority, target, st), 0)
+                    self.pending.add_metric([*lv, priority, target, st], n)
+        for target, due_us in sorted(c.sla_next_due_us.items()):
+            self.next_due.add_metric([*lv, target], max(0, due_us - view.now_us) / US_PER_S)
+        for snap in view.windows:
+            for target in SLA_TARGETS:
+                ratio = snap.sla_achieved_ratio(target)
+                if ratio is not None:
+                    self.achieved.add_metric([snap.window, *lv, target], ratio)
+
+    def families(self) -> list[Metric]:
+        out: list[Metric] = []
+        if self.business:
+            out += [self.frt, self.res, self.frt_win, self.res_win]
+        if self.sla:
+            out += [self.breaches, self.pending, self.next_due, self.achieved]
+        return out
+
+
 class CxCollector(Collector):
     """Yields every contract metric family derived from table state."""
 
@@ -90,10 +185,14 @@ class CxCollector(Collector):
         dimensions: Sequence[str],
         snapshot: Callable[[], Iterable[KeyView]],
         bounds: BoundsOf | None = None,
+        *,
+        business: bool = False,
+        sla: bool = False,
     ) -> None:
         self.dimensions = list(dimensions)
         self._snapshot = snapshot
         self._bounds = bounds
+        self._business, self._sla = business, sla
 
     def describe(self) -> Iterable[Metric]:
         # Families are dynamic; describing nothing keeps registration cheap.
@@ -184,6 +283,7 @@ class CxCollector(Collector):
         ]
         bounds_of = self._bounds
         firing_total: dict[tuple[str, str], int] = {}
+        extensions = _BusinessAndSla(d, self._business, self._sla)
 
         for view in self._snapshot():
             lv = list(view.labels)
@@ -234,6 +334,7 @@ class CxCollector(Collector):
                 _summary(fam_res_win, w, wl, snap.resolution)
             for key, n in view.firing.items():
                 firing_total[key] = firing_total.get(key, 0) + n
+            extensions.add(view, lv)
 
         for (alertname, severity), n in sorted(firing_total.items()):
             fam_firing.add_metric([alertname, severity], n)
@@ -261,3 +362,4 @@ class CxCollector(Collector):
         )
         if bounds_of is not None:
             yield from (fam for _, fam in fam_bounds)
+        yield from extensions.families()

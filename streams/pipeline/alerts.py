@@ -16,9 +16,12 @@ from streams.alertmanager import AlertmanagerForwarder
 from streams.domain.alerting import AlertBook, AlertEvent, detractor_events
 from streams.domain.confidence import WindowBounds
 from streams.domain.rules import RuleSet, default_ruleset, load_rules
+from streams.domain.rules.defaults import DEFAULT_SLA_AT_RISK, SlaAtRiskRule
+from streams.domain.sla_alerts import at_risk_counts, evaluate_sla_alerts, sla_firing
 from streams.domain.windows import DimsState
 from streams.errors import RulesError, SettingsError
 from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.pipeline.tickets_stage import load_schedules_setting
 from streams.settings import Settings
 
 
@@ -29,9 +32,11 @@ class RuleAlerter:
         dimensions: Sequence[str],
         forwarder: AlertmanagerForwarder | None = None,
         bounds: WindowBounds | None = None,
+        sla_at_risk: SlaAtRiskRule | None = None,
     ) -> None:
         self.rules = rules
         self.bounds = bounds if bounds is not None else WindowBounds()
+        self.sla_at_risk = sla_at_risk  # on only when SLA policies exist
         self.dimensions = tuple(dimensions)
         self.forwarder = forwarder
         self.metrics: PipelineMetrics | None = None
@@ -56,10 +61,18 @@ class RuleAlerter:
         snapshots = {snap.window: snap for snap in state.windows(now_us)}
         events = book.evaluate(self.rules, self._labels(dims), snapshots, now_us, self.bounds)
         state.alerts = book.to_dict()
+        if self.sla_at_risk is not None:
+            at_risk = at_risk_counts(state.sla_pending)
+            state.sla_alerts, sla_events = evaluate_sla_alerts(
+                self.sla_at_risk, state.sla_alerts, self._labels(dims), at_risk, now_us
+            )
+            events.extend(sla_events)
         if self.forwarder is not None:
             # Alerts firing in state are (re-)posted even when this process did
             # not emit them (it took the partition over); repeats are ignored.
             for event in book.firing_events(self.rules.detractor):
+                self.forwarder.submit(event.to_dict())
+            for event in sla_firing(state.sla_alerts):
                 self.forwarder.submit(event.to_dict())
         return self._emit(events)
 
@@ -72,11 +85,16 @@ class RuleAlerter:
         return self._emit(events)
 
     def firing(self, state: DimsState) -> dict[tuple[str, str], int]:
-        return AlertBook.from_dict(state.alerts).firing_count()
+        out = AlertBook.from_dict(state.alerts).firing_count()
+        for event in sla_firing(state.sla_alerts):
+            key = (event.alertname, event.severity)
+            out[key] = out.get(key, 0) + 1
+        return out
 
 
 def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarder | None]:
-    """Rules from --rules (or the built-in defaults); errors name the file and line."""
+    """Rules from --rules (or the built-in defaults); errors name the file and
+    line. CxSlaAtRisk is on when --schedules has SLA policies."""
     window_names = [w.name for w in settings.windows]
     if settings.rules is None:
         rules = default_ruleset(window_names)
@@ -88,5 +106,9 @@ def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarde
     forwarder = None
     if settings.alertmanager_url:
         forwarder = AlertmanagerForwarder(settings.alertmanager_url)
-    alerter = RuleAlerter(rules, settings.dimensions, forwarder, WindowBounds(settings.confidence))
+    schedules = load_schedules_setting(settings)
+    sla_rule = DEFAULT_SLA_AT_RISK if schedules is not None and schedules.sla is not None else None
+    alerter = RuleAlerter(
+        rules, settings.dimensions, forwarder, WindowBounds(settings.confidence), sla_rule
+    )
     return alerter, forwarder

@@ -38,7 +38,7 @@ from streams.pipeline.tables import (
     key_partitioned_table,
     route_partition,
 )
-from streams.pipeline.tickets_stage import TicketStage
+from streams.pipeline.tickets_stage import TicketStage, tick_value
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -167,7 +167,16 @@ class Pipeline:
             s.bootstrap,
             s.stall_timeout_s,
         )
-        registry.register(CxCollector(s.dimensions, self._key_views, WindowBounds(s.confidence)))
+        schedules = self.tickets.schedules
+        registry.register(
+            CxCollector(
+                s.dimensions,
+                self._key_views,
+                WindowBounds(s.confidence),
+                business=schedules is not None,
+                sla=schedules is not None and schedules.sla is not None,
+            )
+        )
         self._register_agents()
 
     # -- sends -------------------------------------------------------------
@@ -354,7 +363,10 @@ class Pipeline:
 
     async def _tick(self, topic: Any) -> None:
         for partition in sorted(self._active_partitions(topic.get_topic_name())):
-            await topic.send(key=TICK_KEY, value=b"", partition=partition)
+            # The time rides in the tick: a replayed tick judges SLAs the same.
+            await topic.send(
+                key=TICK_KEY, value=tick_value(self.clock.now_us()), partition=partition
+            )
 
     def _active_partitions(self, topic_name: str) -> set[int]:
         try:
@@ -371,6 +383,7 @@ class Pipeline:
             yield KeyView(
                 labels=dims_from_key(key),
                 windows=state.windows(now),
-                counters=state.counters(),
+                counters=state.counters(now),
                 firing=self.alerter.firing(state),
+                now_us=now,
             )

@@ -14,6 +14,11 @@ high-water mark per position partition) ignores them. Observations are
 delivered *before* the state that produced them is written: a persisted
 state never stands for observations that were lost, and a record at or
 below the state's last applied offset for its topic is skipped outright.
+
+With a schedules file, the sweep is also the SLA clock: each ticket state's
+pending targets are judged against the tick's time (carried in the tick
+record, so a replayed tick judges the same), and the SLA gauges' deltas go
+out like the close observations, before the changed states are written.
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ from typing import Any
 
 from streams.domain.dimensions import DimensionCap
 from streams.domain.model import US_PER_S, Event, Observation, Rejection, SurveyResponse
+from streams.domain.schedules import SchedulesConfig
+from streams.domain.schedules_file import load_schedules
 from streams.domain.ticket_state import RouteState
 from streams.domain.validation import decode, is_late
 from streams.domain.windows import obs_id
+from streams.errors import SchedulesError, SettingsError
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import TICK_KEY, Provenance, dims_key, encode_batch
 from streams.pipeline.records import Record
@@ -62,6 +70,7 @@ class TicketStage:
         self._dedup_us = int(settings.dedup_horizon_s * US_PER_S)
         self._retention_us = int(settings.ticket_retention_s * US_PER_S)
         self._lock = asyncio.Lock()
+        self.schedules = load_schedules_setting(settings)
 
     def _load(self, key: bytes) -> RouteState:
         raw = self.table.get(key)
@@ -76,11 +85,11 @@ class TicketStage:
         dirty: set[bytes] = set()
         out: dict[bytes, list[Observation]] = defaultdict(list)
         detractors: dict[bytes, list[dict[str, Any]]] = defaultdict(list)
-        ticks: list[tuple[int, int]] = []
+        ticks: list[tuple[int, int, int | None]] = []
 
         for rec in records:
             if rec.key == TICK_KEY:
-                ticks.append((rec.partition, rec.offset))
+                ticks.append((rec.partition, rec.offset, _tick_time(rec.value)))
                 continue
             if rec.key is None:  # cannot happen: ingest always keys route records
                 continue
@@ -122,7 +131,13 @@ class TicketStage:
                 if isinstance(event, SurveyResponse):
                     outcome = state.apply_survey(event, prov.received_us, self.cap)
                 else:
-                    outcome = state.apply_ticket(event, prov.received_us, self.cap)
+                    outcome = state.apply_ticket(
+                        event,
+                        prov.received_us,
+                        self.cap,
+                        self.schedules,
+                        self.settings.sla_warning,
+                    )
             except Exception as exc:  # a bug: keep the event, say why, go on
                 log.exception(
                     "processing_error on %s/%d@%d", prov.topic, prov.partition, prov.offset
@@ -182,20 +197,25 @@ class TicketStage:
         if ticks:
             # The timer ticks every partition at once: one sweep, one pass
             # over the table, serves every partition ticked in this batch.
-            due: dict[int, int] = {}
-            for partition, offset in ticks:
-                due[partition] = max(offset, due.get(partition, -1))
+            due: dict[int, tuple[int, int | None]] = {}
+            for partition, offset, at in ticks:
+                if offset > due.get(partition, (-1, None))[0]:
+                    due[partition] = (offset, at)
             await self._sweep(due, states)
         self.metrics.stage_batches.labels("tickets").inc()
 
-    async def _sweep(self, due: dict[int, int], fresh: dict[bytes, RouteState]) -> None:
+    async def _sweep(
+        self, due: dict[int, tuple[int, int | None]], fresh: dict[bytes, RouteState]
+    ) -> None:
         """Drop expired ticket states of the ticked partitions (finished
         tickets, orphans, seen ids past the dedup horizon): memory stays
-        bounded. ``due`` maps each ticked partition to its tick's offset,
-        which (with a running index) gives the close observations their ids."""
-        now = self._now_us()
+        bounded; and move pending SLA targets on by the clock. ``due`` maps
+        each ticked partition to its tick's offset, which (with a running
+        index) gives the observations their ids, and the tick's time."""
+        wall = self._now_us()
         out: dict[bytes, list[Observation]] = defaultdict(list)
         expired: list[bytes] = []
+        changed: dict[bytes, RouteState] = {}
         index: dict[int, int] = dict.fromkeys(due, 0)
         for key, raw in list(self.table.items()):
             if key in fresh:
@@ -203,21 +223,53 @@ class TicketStage:
             state = RouteState.from_bytes(raw)
             if state.partition not in due:
                 continue  # another partition's (or a standby copy): not ours to touch
+            p = state.partition
+            offset, at = due[p]
+            now = wall if at is None else at
             if state.is_expired(
                 now, dedup_horizon_us=self._dedup_us, retention_us=self._retention_us
             ):
-                p = state.partition
-                for obs in state.close_observations():
-                    stamped = dataclasses.replace(obs, obs_id=obs_id(p, due[p], index[p]))
-                    index[p] += 1
-                    out[dims_key(obs.dims)].append(stamped)
+                emitted = state.close_observations()
                 expired.append(key)
+            else:
+                emitted = state.tick(now)
+                if emitted:
+                    changed[key] = state
+            for obs in emitted:
+                stamped = dataclasses.replace(obs, obs_id=obs_id(p, offset, index[p]))
+                index[p] += 1
+                out[dims_key(obs.dims)].append(stamped)
         await _delivered(
             [await self._send_observations(k, encode_batch(v, [])) for k, v in sorted(out.items())]
         )
+        for key, state in changed.items():
+            self.table[key] = state.to_bytes()
+            self.metrics.table_writes.labels("tickets").inc()
         for key in expired:
             del self.table[key]
             self.metrics.table_writes.labels("tickets").inc()
+
+
+def load_schedules_setting(settings: Settings) -> SchedulesConfig | None:
+    """The schedules file of ``--schedules`` (None: no business time, no SLAs)."""
+    if settings.schedules is None:
+        return None
+    try:
+        return load_schedules(str(settings.schedules))
+    except SchedulesError as exc:
+        raise SettingsError(f"--schedules / CX_SCHEDULES: {exc}") from None
+
+
+def tick_value(now_us: int) -> bytes:
+    """A timer tick's value: the time it was sent at."""
+    return str(now_us).encode()
+
+
+def _tick_time(value: bytes | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 async def _delivered(results: list[Any]) -> None:

@@ -22,7 +22,21 @@ S = 1_000_000
 DAY = 86_400 * S
 T0 = 1_800_000_000 * S
 DIMS = ("chat", "billing")
-KINDS = ("nps", "csat", "ces", "first_response", "resolution", "fcr", "ticket_created", "open")
+KINDS = (
+    "nps",
+    "csat",
+    "ces",
+    "first_response",
+    "resolution",
+    "fcr",
+    "ticket_created",
+    "open",
+    "first_response_business",
+    "resolution_business",
+    "sla_outcome",
+    "sla_pending",
+    "sla_due",
+)
 VALUES = {
     "nps": (0, 10),
     "csat": (1, 5),
@@ -32,6 +46,11 @@ VALUES = {
     "fcr": (0, 1),
     "ticket_created": (1, 1),
     "open": (-1, 1),
+    "first_response_business": (0, 3 * DAY),
+    "resolution_business": (0, 3 * DAY),
+    "sla_outcome": (0, 3),
+    "sla_pending": (0, 5),
+    "sla_due": (2 * T0, 2 * (T0 + 2 * DAY) + 1),  # sla_due_code: due instant, target bit
 }
 
 
@@ -70,7 +89,7 @@ def batches(draw: st.DrawFn) -> list[list[tuple[Observation, int]]]:
 
 
 def view(state: DimsState, now: int) -> tuple[object, ...]:
-    return (tuple(state.windows(now)), state.counters())
+    return (tuple(state.windows(now)), state.counters(now))
 
 
 def table_state(table: dict[bytes, bytes]) -> DimsState:
@@ -163,7 +182,7 @@ def test_unknown_row_format_is_refused_with_a_clear_error() -> None:
     state = DimsState.new(DIMS, DEFAULT_WINDOWS)
     rows = state.rows()
     rows[META_ROW] = rows[META_ROW].replace(f"[{FORMAT},".encode(), b"[99,", 1)
-    with pytest.raises(StateFormatError, match=r"format 99.*reads format 2"):
+    with pytest.raises(StateFormatError, match=rf"format 99.*reads format {FORMAT}"):
         DimsState.from_rows(DIMS, rows.items(), DEFAULT_WINDOWS)
     with pytest.raises(StateFormatError, match="format 1"):
         DimsState.from_rows(DIMS, [(META_ROW, b'{"v": 1, "dims": []}')], DEFAULT_WINDOWS)

@@ -22,7 +22,17 @@ S = 1_000_000
 DAY = 86_400 * S
 T0 = 1_800_000_000 * S
 DIMS = ("chat", "billing")
-KINDS = ("nps", "csat", "ces", "first_response", "resolution", "fcr")
+KINDS = (
+    "nps",
+    "csat",
+    "ces",
+    "first_response",
+    "resolution",
+    "fcr",
+    "first_response_business",
+    "resolution_business",
+    "sla_outcome",
+)
 VALUE_RANGE = {
     "nps": (0, 10),
     "csat": (1, 5),
@@ -30,6 +40,9 @@ VALUE_RANGE = {
     "first_response": (0, 10 * DAY),
     "resolution": (0, 10 * DAY),
     "fcr": (0, 1),
+    "first_response_business": (0, 10 * DAY),
+    "resolution_business": (0, 10 * DAY),
+    "sla_outcome": (0, 3),  # sla_outcome_code: target x met
 }
 
 
@@ -118,9 +131,22 @@ def test_windows_equal_naive_recomputation(script: list[Op], data: st.DataObject
         assert snap.ces_sum == sum(s * v for k, v, s in inside if k == "ces")
         assert snap.fcr[True] == net("fcr", lambda v: v == 1)
         assert snap.fcr[False] == net("fcr", lambda v: v == 0)
+        achieved = snap.sla_achieved or {}
+        for code, (target, met) in enumerate(
+            [
+                ("first_reply", False),
+                ("first_reply", True),
+                ("resolution", False),
+                ("resolution", True),
+            ]
+        ):
+            assert achieved[target][0 if met else 1] == net("sla_outcome", lambda v, c=code: v == c)
+        assert snap.first_response_business is not None and snap.resolution_business is not None
         for kind, summary in (
             ("first_response", snap.first_response),
             ("resolution", snap.resolution),
+            ("first_response_business", snap.first_response_business),
+            ("resolution_business", snap.resolution_business),
         ):
             multiset: Counter[int] = Counter()
             for k, v, s in inside:

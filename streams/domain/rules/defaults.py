@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
 from streams.domain.rules.model import DetractorConfig, Rule
+from streams.domain.rules.templates import dims_text
 
-__all__ = ["DEFAULT_DETRACTOR", "DEFAULT_RULES", "RuleSet", "default_ruleset"]
+__all__ = [
+    "DEFAULT_DETRACTOR",
+    "DEFAULT_RULES",
+    "DEFAULT_SLA_AT_RISK",
+    "RuleSet",
+    "SlaAtRiskRule",
+    "default_ruleset",
+]
 
 DEFAULT_DETRACTOR: Final = DetractorConfig()
 
@@ -103,3 +111,26 @@ def default_ruleset(window_names: Sequence[str]) -> RuleSet:
     kept = tuple(r for r in DEFAULT_RULES if r.window in window_names)
     skipped = tuple(r.alertname for r in DEFAULT_RULES if r.window not in window_names)
     return RuleSet(rules=kept, skipped=skipped)
+
+
+@dataclass(frozen=True)
+class SlaAtRiskRule:
+    """The default ``CxSlaAtRisk`` alert (contract 8.3), on whenever the
+    schedules file has SLA policies; evaluated by ``sla_alerts``."""
+
+    alertname: str = "CxSlaAtRisk"
+    severity: str = "warning"
+
+    def annotations(self, labels: Mapping[str, str], target: str, n: int) -> dict[str, str]:
+        scope = dims_text(labels)
+        return {
+            "summary": f"{n} pending {target} SLA target(s) at risk ({scope})",
+            "description": (
+                f"{n} open ticket(s) have a {target} target due within the warning horizon "
+                f"and no {'agent reply' if target == 'first_reply' else 'resolution'} yet. "
+                f"Scope: {scope}."
+            ),
+        }
+
+
+DEFAULT_SLA_AT_RISK: Final = SlaAtRiskRule()

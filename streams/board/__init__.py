@@ -1,0 +1,1 @@
+"""The wallboard: `cxstream board` serves a TV-style page of live CX numbers."""
