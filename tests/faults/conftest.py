@@ -55,4 +55,6 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             f"{t.fault}: exact {t.to_exact_s:.1f}s (lag 0 at {t.to_lag_zero_s:.1f}s)"
             for t in timings
         )
-        terminalreporter.write_line(f"{test} [{outcome}] {shown or '-'}{' | ' + note if note else ''}")
+        terminalreporter.write_line(
+            f"{test} [{outcome}] {shown or '-'}{' | ' + note if note else ''}"
+        )

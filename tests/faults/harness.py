@@ -336,7 +336,7 @@ class Cluster:
             )
         return self._producer
 
-    def produce(self, recs: Iterable[Rec], rate: float = 0.0) -> None:
+    def produce(self, recs: Iterable[Rec], rate: float = 0.0, flush: bool = True) -> None:
         """Send records in order (at `rate` records/s if given) and flush."""
         t0 = time.monotonic()
         for i, rec in enumerate(recs):
@@ -347,7 +347,8 @@ class Cluster:
                 ahead = (i + 1) / rate - (time.monotonic() - t0)
                 if ahead > 0:
                     time.sleep(ahead)
-        self.producer.flush(60)
+        if flush:
+            self.producer.flush(60)
 
     # lag
 
@@ -359,7 +360,8 @@ class Cluster:
         consumer = KafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False)
         try:
             committed = {
-                tp: max(0, meta.offset) for tp, meta in _group_offsets(admin, self.topics.app_id).items()
+                tp: max(0, meta.offset)
+                for tp, meta in _group_offsets(admin, self.topics.app_id).items()
             }
             names = {tp.topic for tp in committed} | {self.topics.tickets, self.topics.surveys}
             prefix = self.topics.app_id + "-"
@@ -369,7 +371,9 @@ class Cluster:
                 if t.startswith(prefix) and not t.endswith("-changelog") and "__" not in t
             }
             tps = [
-                TopicPartition(t, p) for t in sorted(names) for p in consumer.partitions_for_topic(t) or ()
+                TopicPartition(t, p)
+                for t in sorted(names)
+                for p in consumer.partitions_for_topic(t) or ()
             ]
             return committed, dict(consumer.end_offsets(tps))
         finally:
@@ -436,7 +440,11 @@ class Cluster:
         return problems + compare(exp, seen, groups)
 
     def wait_exact(
-        self, fault: str, since: float, timeout: float = 180.0, groups: Sequence[str] = ("state", "ratios")
+        self,
+        fault: str,
+        since: float,
+        timeout: float = 180.0,
+        groups: Sequence[str] = ("state", "ratios"),
     ) -> Timing:
         """Poll until the live workers equal the oracle; record the timing."""
         self.wait_lag_zero(timeout)
@@ -449,9 +457,7 @@ class Cluster:
             except OSError as exc:  # a worker's web server not up yet
                 diffs = [repr(exc)]
             if not diffs:
-                t = Timing(fault, time.monotonic() - since, lag_at)
-                self.timings.append(t)
-                return t
+                return Timing(fault, time.monotonic() - since, lag_at)
             time.sleep(0.5)
         shown = "\n  ".join(diffs[:30])
         raise AssertionError(
@@ -461,7 +467,10 @@ class Cluster:
     # output topics
 
     def alerts(self) -> list[dict[str, Any]]:
-        return [orjson.loads(r.value) for r in _by_offset(read_topic(self.bootstrap, self.topics.alerts))]
+        return [
+            orjson.loads(r.value)
+            for r in _by_offset(read_topic(self.bootstrap, self.topics.alerts))
+        ]
 
     def deadletters(self) -> list[Any]:
         return read_topic(self.bootstrap, self.topics.deadletter)
@@ -503,7 +512,9 @@ def _fmt(labels: frozenset[tuple[str, str]]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels))
 
 
-def check_alerts(docs: list[dict[str, Any]], nps_low: set[tuple[str, str]], must_fire: tuple[str, str]) -> list[str]:
+def check_alerts(
+    docs: list[dict[str, Any]], nps_low: set[tuple[str, str]], must_fire: tuple[str, str]
+) -> list[str]:
     """No alert repeated: per fingerprint, firing and resolved alternate,
     starting with firing; CxNpsLow is firing (last event) exactly for the
     oracle's keys, and fired exactly once for the key designed to fire it."""
@@ -532,7 +543,9 @@ def check_alerts(docs: list[dict[str, Any]], nps_low: set[tuple[str, str]], must
     return problems
 
 
-def check_deadletters(records: list[Any], sent: Sequence[Rec], topics: Topics, copies_ok: bool) -> list[str]:
+def check_deadletters(
+    records: list[Any], sent: Sequence[Rec], topics: Topics, copies_ok: bool
+) -> list[str]:
     """The dead-letter topic holds exactly the poison set: each rejected
     input record once (by its source topic/partition/offset), with its
     original bytes and the reason the contract gives. `copies_ok`: after a
@@ -547,17 +560,25 @@ def check_deadletters(records: list[Any], sent: Sequence[Rec], topics: Topics, c
     provenance: dict[tuple[bytes, bytes, bytes], int] = defaultdict(int)
     for r in records:
         h = {k: v for k, v in r.headers}
-        prov = (h.get("cx-source-topic", b""), h.get("cx-source-partition", b""), h.get("cx-source-offset", b""))
+        prov = (
+            h.get("cx-source-topic", b""),
+            h.get("cx-source-partition", b""),
+            h.get("cx-source-offset", b""),
+        )
         provenance[prov] += 1
         if provenance[prov] > 1:
             continue
-        got[(h.get("cx-source-topic", b"").decode(), r.value)].append(h.get("cx-error-reason", b"").decode())
+        got[(h.get("cx-source-topic", b"").decode(), r.value)].append(
+            h.get("cx-error-reason", b"").decode()
+        )
     copies = sum(n - 1 for n in provenance.values())
     if copies and not copies_ok:
         problems.append(f"{copies} dead-letter copies of the same input record")
     for key in set(want) | set(got):
         if sorted(want.get(key, [])) != sorted(got.get(key, [])):
-            problems.append(f"dead letter {key[0]} {key[1][:60]!r}: want {want.get(key)}, got {got.get(key)}")
+            problems.append(
+                f"dead letter {key[0]} {key[1][:60]!r}: want {want.get(key)}, got {got.get(key)}"
+            )
     return problems
 
 

@@ -94,7 +94,9 @@ def classify(source: str, raw: bytes, now_s: float, boom_prefix: str | None = No
             return "schema"
         if "ticket_id" in doc and not _id_ok(doc["ticket_id"]):
             return "schema"
-        if "comment" in doc and not (isinstance(doc["comment"], str) and len(doc["comment"]) <= 2000):
+        if "comment" in doc and not (
+            isinstance(doc["comment"], str) and len(doc["comment"]) <= 2000
+        ):
             return "schema"
         lo, hi = SCALES[kind]
         if not lo <= score <= hi:
@@ -128,9 +130,7 @@ def _k(name: str, **labels: str) -> Key:
     return (name, frozenset(labels.items()))
 
 
-def expect(
-    records: Sequence[Record], now_s: float, boom_prefix: str | None = None
-) -> Expected:
+def expect(records: Sequence[Record], now_s: float, boom_prefix: str | None = None) -> Expected:
     out = Expected()
     now_us = int(now_s * US)
     state: dict[Key, float] = defaultdict(float)
@@ -179,7 +179,9 @@ def expect(
         c0 = to_us(created["occurred_at"])
         state[_k("cx_tickets_created_total", **dims, priority=prio)] += 1
 
-        def times(kind: str, author: str | None = None, evs: list[dict[str, Any]] = evs) -> list[int]:
+        def times(
+            kind: str, author: str | None = None, evs: list[dict[str, Any]] = evs
+        ) -> list[int]:
             return sorted(
                 to_us(e["occurred_at"])
                 for e in evs

@@ -70,7 +70,9 @@ class Run:
         self.rng = random.Random(seed)
         self.topics = Topics()
         _create_topics(bootstrap, self.topics)
-        self.log = events.build(seed, time.time(), tickets, boom=3 if inject else 0, history=history)
+        self.log = events.build(
+            seed, time.time(), tickets, boom=3 if inject else 0, history=history
+        )
         self.cluster = Cluster(bootstrap, self.topics, data, PARTITIONS, extra, inject)
         for i in range(workers):
             self.cluster.start(f"w{i}")
@@ -81,7 +83,9 @@ class Run:
         """Send `main` at `rate` with the faults at random points between 15 %
         and 85 % of it; after each, wait until exact over what was sent."""
         main = self.log.main
-        points = sorted(self.rng.sample(range(len(main) * 15 // 100, len(main) * 85 // 100), len(faults)))
+        points = sorted(
+            self.rng.sample(range(len(main) * 15 // 100, len(main) * 85 // 100), len(faults))
+        )
         i = 0
         for point, fault in zip(points, faults, strict=True):
             self.cluster.produce(main[i:point], rate)
@@ -90,9 +94,10 @@ class Run:
             name, since = fault(self.cluster)
             self.cluster.timings.append(self.cluster.wait_exact(name, since))
         self.cluster.produce(main[i:], rate)
-        self.cluster.wait_exact("main sent", time.monotonic())
+        # Not faults, for comparison: from the last record sent to exact.
+        self.cluster.timings.append(self.cluster.wait_exact("main sent", time.monotonic()))
         self.cluster.produce(self.log.tail)
-        self.cluster.wait_exact("tail sent", time.monotonic())
+        self.cluster.timings.append(self.cluster.wait_exact("tail sent", time.monotonic()))
 
     def check(self) -> None:
         """The end-of-run checks: counters per process where comparable,
@@ -107,11 +112,15 @@ class Run:
 
         exp = oracle.expect(c.sent, time.time(), events.BOOM_PREFIX if c.inject else None)
         problems += check_alerts(c.alerts(), exp.nps_low, events.ALERT_DIMS)
-        problems += check_deadletters(c.deadletters(), c.sent, self.topics, copies_ok=bool(c.restarted))
+        problems += check_deadletters(
+            c.deadletters(), c.sent, self.topics, copies_ok=bool(c.restarted)
+        )
         assert not problems, "\n".join(problems)
 
     def finish(self, outcome: str) -> None:
-        REPORT.append((self.request.node.name, outcome, list(self.cluster.timings), "; ".join(self.notes)))
+        REPORT.append(
+            (self.request.node.name, outcome, list(self.cluster.timings), "; ".join(self.notes))
+        )
         self.cluster.close()
 
 
@@ -199,7 +208,9 @@ def scenario_baseline(make: Callable[..., Run], bootstrap: str, seed: int, ticke
     r.check()
 
 
-def scenario_kill9_thrice(make: Callable[..., Run], bootstrap: str, seed: int, tickets: int) -> None:
+def scenario_kill9_thrice(
+    make: Callable[..., Run], bootstrap: str, seed: int, tickets: int
+) -> None:
     r = make(bootstrap, seed, tickets, workers=2)
     r.drive([kill9_restart(r.rng.choice(["w0", "w1"])) for _ in range(3)])
     r.check()
@@ -233,7 +244,9 @@ def scenario_poison(make: Callable[..., Run], bootstrap: str, seed: int, tickets
 def scenario_history(make: Callable[..., Run], bootstrap: str, seed: int, tickets: int) -> None:
     # Sweeps every 2 s, so expiry runs over the weeks-old tickets while the
     # test watches: it must neither drop their numbers nor forget their ids.
-    r = make(bootstrap, seed, tickets // 4, workers=2, history=tickets, extra=("--sweep-interval", "2s"))
+    r = make(
+        bootstrap, seed, tickets // 4, workers=2, history=tickets, extra=("--sweep-interval", "2s")
+    )
     r.drive([])
     time.sleep(5)  # two more sweeps
     r.cluster.timings.append(r.cluster.wait_exact("after sweeps", time.monotonic()))
@@ -269,7 +282,9 @@ def test_full(name: str, seed: int, kafka_bootstrap: str, run_factory: Callable[
 
 @pytest.mark.faults_full
 @pytest.mark.parametrize("seed", FULL["seeds"])
-def test_full_broker_restart(seed: int, own_broker: Broker, run_factory: Callable[..., Run]) -> None:
+def test_full_broker_restart(
+    seed: int, own_broker: Broker, run_factory: Callable[..., Run]
+) -> None:
     """6: broker SIGKILL and restart mid-stream, then a clean stop and restart."""
     r = run_factory(own_broker.bootstrap, seed, FULL["tickets"], workers=2)
     r.drive([broker_fault(own_broker, "kill"), broker_fault(own_broker, "stop")])
@@ -278,7 +293,9 @@ def test_full_broker_restart(seed: int, own_broker: Broker, run_factory: Callabl
 
 @pytest.mark.faults_full
 @pytest.mark.parametrize("seed", FULL["seeds"][:1])
-def test_full_broker_down_70s(seed: int, own_broker: Broker, run_factory: Callable[..., Run]) -> None:
+def test_full_broker_down_70s(
+    seed: int, own_broker: Broker, run_factory: Callable[..., Run]
+) -> None:
     """7: broker down 70 s: each worker resumes, or exits non-zero and is
     restarted; none stays alive without reaching exact numbers."""
     r = run_factory(own_broker.bootstrap, seed, FULL["tickets"], workers=2)
