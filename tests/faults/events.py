@@ -189,7 +189,16 @@ def build(
     # (after restarts too: dedup state lives in changelog-backed tables).
     sent = [r for r in log.main if r.reason is None and r.note == ""]
     recent = [r for r in sent if orjson.loads(r.value)["occurred_at"] > rfc3339(now_s - DAY)]
-    log.tail += [Rec(r.source, r.value, r.key, None, "duplicate") for r in rng.sample(recent, 20)]
+    again = rng.sample(recent, 20)
+    if history:  # ids of weeks-old events must survive expiry sweeps too
+        weeks = rfc3339(now_s - 7 * DAY)
+        old_ones = [
+            r
+            for r in sent
+            if rfc3339(now_s - 30 * DAY) < orjson.loads(r.value)["occurred_at"] < weeks
+        ]
+        again += rng.sample(old_ones, min(20, len(old_ones)))
+    log.tail += [Rec(r.source, r.value, r.key, None, "duplicate") for r in again]
     return log
 
 

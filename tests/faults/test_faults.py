@@ -36,7 +36,7 @@ from tests.support import Topics
 
 PARTITIONS = 4
 SMALL = {"seeds": [1], "tickets": 400}
-FULL = {"seeds": [11, 12, 13], "tickets": 700}
+FULL = {"seeds": [11, 12], "tickets": 500}
 #: a fault: does it, returns (its name, the moment it ended)
 Fault = Callable[[Cluster], tuple[str, float]]
 
