@@ -80,6 +80,54 @@ def ts(
     return panel("timeseries", title, targets, w, 8, unit, description)
 
 
+def band(
+    title: str, point: str, bound_metric: str, unit: str, scale: str = "", description: str = ""
+) -> Panel:
+    """The point estimate with its confidence interval drawn as a filled band.
+
+    Intervals of different keys do not combine: with one channel and one team
+    selected the band is that key's interval; with several, it spans the
+    lowest lower and the highest upper bound among them.
+    """
+    lower = f'{scale}min(cx_{bound_metric}_bound{{{WKEY}, bound="lower"}})'
+    upper = f'{scale}max(cx_{bound_metric}_bound{{{WKEY}, bound="upper"}})'
+    p = ts(
+        title,
+        [target(point, "estimate"), target(lower, "lower"), target(upper, "upper")],
+        unit,
+        description=description,
+    )
+    p["fieldConfig"]["overrides"] = [
+        {
+            "matcher": {"id": "byName", "options": "upper"},
+            "properties": [
+                {"id": "custom.fillBelowTo", "value": "lower"},
+                {"id": "custom.fillOpacity", "value": 20},
+                {"id": "custom.lineWidth", "value": 0},
+                {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}},
+            ],
+        },
+        {
+            "matcher": {"id": "byName", "options": "lower"},
+            "properties": [
+                {"id": "custom.lineWidth", "value": 0},
+                {"id": "color", "value": {"mode": "fixed", "fixedColor": "blue"}},
+            ],
+        },
+    ]
+    return p
+
+
+def row(title: str) -> Panel:
+    return {
+        "type": "row",
+        "title": title,
+        "collapsed": False,
+        "panels": [],
+        "gridPos": {"w": 24, "h": 1},
+    }
+
+
 def variable_query(name: str, metric: str) -> dict[str, Any]:
     return {
         "name": name,
@@ -223,6 +271,24 @@ def executive() -> Any:
             "CSAT by team ($window)",
             [target(_ratio("cx_csat_window_responses", 'score=~"4|5"', "team", WKEY), "{{team}}")],
             "percentunit",
+        ),
+        band(
+            "NPS with its confidence interval ($window)",
+            _nps("window", WKEY),
+            "nps_score",
+            "none",
+            description="Point estimate and the worker's adjusted-Wald bounds (--confidence, "
+            "default 95 %). Select one channel and one team for that key's interval; with "
+            "several keys the band spans their lowest lower and highest upper bound.",
+        ),
+        band(
+            "CSAT with its confidence interval ($window)",
+            csat,
+            "csat_ratio",
+            "percentunit",
+            description="Share of 4-5 scores and its Wilson interval (--confidence). Select one "
+            "channel and one team for that key's interval; with several keys the band spans "
+            "their lowest lower and highest upper bound.",
         ),
         ts(
             "Company-wide scores ($window, recording rules, all channels and teams)",
@@ -371,11 +437,104 @@ def support() -> Any:
             8,
             options={"orientation": "horizontal", "reduceOptions": {"calcs": ["lastNotNull"]}},
         ),
+        row("Business hours and SLAs (worker run with --schedules)"),
+        stat(
+            "SLA targets at risk",
+            f'sum(cx_sla_pending{{{KEY}, state="at_risk"}}) or vector(0)',
+            "none",
+            "Pending targets with less than --sla-warning of their time left.",
+            steps=[("green", None), ("orange", 1)],
+        ),
+        stat(
+            "SLA targets breached, still pending",
+            f'sum(cx_sla_pending{{{KEY}, state="breached"}}) or vector(0)',
+            "none",
+            "Open tickets past a due instant with no reply/resolution yet.",
+            steps=[("green", None), ("red", 1)],
+        ),
+        stat(
+            "Next SLA due",
+            f"min(cx_sla_next_due_seconds{{{KEY}}})",
+            "s",
+            "Time to the earliest due instant among pending targets not yet breached.",
+        ),
+        stat(
+            "SLA breaches (1h)",
+            f"sum(increase(cx_sla_breaches_total{{{KEY}}}[1h]))",
+            "none",
+            "Targets newly breached in the last hour.",
+        ),
+        stat(
+            "Business first response p90 (1h)",
+            _p90("cx_first_response_business_seconds", "le", "1h"),
+            "s",
+            "Like 'First response p90 (1h)', counting only the keys' business hours.",
+        ),
+        stat(
+            "Lowest first-reply achievement ($window)",
+            f'min(cx_sla_achieved_ratio{{{WKEY}, target="first_reply"}})',
+            "percentunit",
+            "Met / (met + breached) of the key doing worst; ratios of keys do not add up.",
+            steps=[("red", None), ("orange", 0.8), ("green", 0.95)],
+        ),
+        ts(
+            "SLA pending by state",
+            [target(f"sum by (target, state) (cx_sla_pending{{{KEY}}})", "{{target}} {{state}}")],
+            description="Open tickets' pending targets: on_track, at_risk, breached.",
+        ),
+        ts(
+            "SLA breaches / h by target",
+            [
+                target(
+                    f"sum by (target) (rate(cx_sla_breaches_total{{{KEY}}}[$__rate_interval]))"
+                    " * 3600",
+                    "{{target}}",
+                )
+            ],
+        ),
+        ts(
+            "SLA achieved by target ($window, lowest key)",
+            [
+                target(
+                    f"min by (target) (cx_sla_achieved_ratio{{{WKEY}}})",
+                    "{{target}}",
+                )
+            ],
+            "percentunit",
+            description="Per target, the key with the lowest met / (met + breached).",
+        ),
+        ts(
+            "Next SLA due by target",
+            [target(f"min by (target) (cx_sla_next_due_seconds{{{KEY}}})", "{{target}}")],
+            "s",
+            description="A target leaves this gauge when it is met or breached.",
+        ),
+        ts(
+            "First response: business vs calendar time ($window)",
+            [
+                target(
+                    f"sum(cx_first_response_window_seconds_sum{{{WKEY}}})"
+                    f" / (sum(cx_first_response_window_seconds_count{{{WKEY}}}) > 0)",
+                    "calendar mean",
+                ),
+                target(
+                    f"sum(cx_first_response_business_window_seconds_sum{{{WKEY}}})"
+                    f" / (sum(cx_first_response_business_window_seconds_count{{{WKEY}}}) > 0)",
+                    "business mean",
+                ),
+                target(_p90("cx_first_response_seconds", "le", "1h"), "calendar p90 (1h)"),
+                target(_p90("cx_first_response_business_seconds", "le", "1h"), "business p90 (1h)"),
+            ],
+            "s",
+            w=24,
+            description="The same first replies measured in calendar time and in the keys' "
+            "business hours (a key without a schedule is 24x7: both equal).",
+        ),
     ]
     return dashboard(
         "cxstream-support",
         "cxstream / Support operations",
-        "Backlog, throughput, response and resolution times, reopens, FCR.",
+        "Backlog, throughput, response and resolution times, reopens, FCR, SLAs and business time.",
         panels,
         window=True,
     )

@@ -41,6 +41,24 @@ RULE_FILES = [PROM / "recording-rules.yml", PROM / "alerting-rules.yml"]
 NOT_YET_PUBLISHED: set[str] = set()  # every metric a panel reads is published
 SUBSTITUTE = {"$__rate_interval": "1m", "$__interval": "1m", "$window": "24h"}
 REPORT: dict[str, Any] = {}
+#: Every key on a schedule closed 15 minutes of each hour, so that business and
+#: calendar time differ whenever the traffic runs (its timestamps span the past
+#: hours, at any time of day). Short first-reply targets are met by some tickets
+#: and breached by others; a long resolution target stays pending (next due).
+_HOURS = ", ".join(f"{h:02d}:00-{h:02d}:45" for h in range(24))
+SCHEDULES = f"""
+schedules:
+  most-of-each-hour:
+    timezone: UTC
+    hours:
+      - mon-sun {_HOURS}
+assign:
+  - schedule: most-of-each-hour
+sla:
+""" + "".join(
+    f"  {prio}: {{first_reply: 20m business, resolution: 30d calendar}}\n"
+    for prio in ("low", "normal", "high", "urgent")
+)
 
 
 class Prometheus:
@@ -115,8 +133,14 @@ def stack(kafka_bootstrap: str, topics: Topics, workdir: Path) -> Iterator[dict[
     )
     assert AM_CONFIG.is_file()
     am.start()
+    schedules = workdir / "schedules.yml"
+    schedules.write_text(SCHEDULES)
     worker = WorkerProcess(
-        kafka_bootstrap, topics, workdir, extra=["--alertmanager", am.url], partitions=2
+        kafka_bootstrap,
+        topics,
+        workdir,
+        extra=["--alertmanager", am.url, "--schedules", str(schedules), "--sweep-interval", "2s"],
+        partitions=2,
     )
     prom: Prometheus | None = None
     try:
@@ -150,6 +174,11 @@ def _key(prom: Prometheus) -> dict[str, str]:
             'cx_resolution_window_seconds_count{window="24h"} > 0',
             "sum by (channel, team) (cx_tickets_reopened_total) > 0",
             "sum by (channel, team) (cx_tickets_open) > 0",
+            'cx_first_response_business_window_seconds_count{window="24h"} > 0',
+            'sum by (channel, team) (cx_sla_achieved_ratio{window="24h"})',
+            "sum by (channel, team) (cx_sla_pending) > 0",
+            "sum by (channel, team) (cx_sla_breaches_total) > 0",
+            "sum by (channel, team) (cx_sla_next_due_seconds)",
         ]
     )
     result = prom.query(expr)
