@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from streams.domain.confidence import csat_bounds, nps_bounds
+
 #: the samples these numbers are built from (Prometheus selects them by name)
 SAMPLE_NAMES = (
     "cx_nps_window_responses",
@@ -29,6 +31,9 @@ SAMPLE_NAMES = (
     "cx_first_response_window_seconds",
     "cx_first_response_window_seconds_count",
 )
+#: the numbers shown with a confidence interval (rebuilt from the counts, like
+#: the point estimates, so the interval of several keys is that of their pool)
+BOUNDED = ("nps", "csat")
 METRICS = ("nps", "csat", "ces", "fcr", "frt_p90")
 #: labels that split one key's series, or say where it was scraped from
 _NOT_KEY = frozenset(
@@ -109,6 +114,22 @@ class Components:
             "ces": (self.ces_sum / self.ces_count if self.ces_count else None, self.ces_count),
             "fcr": (self.fcr_true / self.fcr_all if self.fcr_all else None, self.fcr_all),
             "frt_p90": (mixture_quantile(0.9, list(self.frt.values())), frt_n),
+        }
+
+
+    def bounds(self, z: float) -> dict[str, tuple[float, float] | None]:
+        """metric -> (lower, upper) at the normal quantile z, None when empty.
+
+        The worker's own formulas (streams.domain.confidence); for one key
+        they give exactly its published cx_*_bound gauges. Counts are whole
+        numbers published as floats.
+        """
+        n_nps = round(sum(self.nps.values()))
+        nps = nps_bounds(round(self.nps["promoter"]), round(self.nps["detractor"]), n_nps, z)
+        csat = csat_bounds(round(self.csat_top), round(self.csat_all), z)
+        return {
+            "nps": None if nps is None else (nps.lower, nps.upper),
+            "csat": None if csat is None else (csat.lower, csat.upper),
         }
 
 
