@@ -254,10 +254,11 @@ def cmd_board(args: argparse.Namespace) -> int:
     from streams.board.server import run_board
 
     _configure_logging("info")
-    from streams.settings import parse_duration_s
+    from streams.settings import _confidence, parse_duration_s
 
     trend_s = parse_duration_s(args.trend, "--trend")
-    return run_board(args.prometheus, args.host, args.port, args.job, trend_s)
+    confidence = _confidence(args.confidence, "--confidence")  # the workers' own check
+    return run_board(args.prometheus, args.host, args.port, args.job, trend_s, confidence)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -354,6 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--job", default="cxstream", help="Prometheus job of the workers (default cxstream)"
     )
     board.add_argument("--trend", default="1h", help="time span of the sparklines (default 1h)")
+    board.add_argument(
+        "--confidence",
+        default="0.95",
+        help="confidence level of the NPS/CSAT intervals shown (default 0.95, as the workers')",
+    )
     board.set_defaults(func=cmd_board)
     return parser
 

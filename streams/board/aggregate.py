@@ -116,7 +116,6 @@ class Components:
             "frt_p90": (mixture_quantile(0.9, list(self.frt.values())), frt_n),
         }
 
-
     def bounds(self, z: float) -> dict[str, tuple[float, float] | None]:
         """metric -> (lower, upper) at the normal quantile z, None when empty.
 

@@ -16,7 +16,13 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from streams.board.snapshot import SELECTOR, document, matrix_by_time, vector_samples
+from streams.board.snapshot import (
+    SELECTOR,
+    document,
+    matrix_by_time,
+    sla_summary,
+    vector_samples,
+)
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).resolve().parent / "static"
@@ -29,6 +35,14 @@ def _pipeline_queries(job: str) -> dict[str, str]:
         "targets": f'up{{job="{job}"}}',
         "engine_alerts": "sum by (alertname, severity) (cx_alerts_firing) > 0",
     }
+
+
+#: the SLA strip's queries (empty results when the workers run without SLAs)
+SLA_QUERIES = (
+    "sum by (state) (cx_sla_pending)",
+    'min by (target) (cx_sla_achieved_ratio{window="24h"})',
+    "sum by (target) (increase(cx_sla_breaches_total[1h]))",
+)
 
 
 class PrometheusError(Exception):
@@ -70,9 +84,15 @@ class Board:
     """Builds the board document; sparkline data is cached between page polls."""
 
     def __init__(
-        self, prom: Prometheus, job: str, trend_range_s: float = 3600, points: int = 120
+        self,
+        prom: Prometheus,
+        job: str,
+        trend_range_s: float = 3600,
+        points: int = 120,
+        confidence: float = 0.95,
     ) -> None:
         self.prom = prom
+        self.confidence = confidence
         self.queries = _pipeline_queries(job)
         self.trend_range_s = trend_range_s
         self.points = points
@@ -107,23 +127,40 @@ class Board:
 
     async def document(self) -> dict[str, Any]:
         now = time.time()
-        instant, by_time, alerts, pipeline = await asyncio.gather(
-            self.prom.instant(SELECTOR), self._trends(now), self.prom.alerts(), self._pipeline()
+        instant, by_time, alerts, pipeline, *sla = await asyncio.gather(
+            self.prom.instant(SELECTOR),
+            self._trends(now),
+            self.prom.alerts(),
+            self._pipeline(),
+            *(self.prom.instant(q) for q in SLA_QUERIES),
         )
-        doc = document(vector_samples(instant), by_time, alerts, pipeline, now)
+        doc = document(
+            vector_samples(instant),
+            by_time,
+            alerts,
+            pipeline,
+            now,
+            self.confidence,
+            sla_summary(*sla),
+        )
         doc["prometheus"] = self.prom.url
         return doc
 
 
 def build_app(
-    prometheus_url: str, job: str = "cxstream", trend_range_s: float = 3600
+    prometheus_url: str,
+    job: str = "cxstream",
+    trend_range_s: float = 3600,
+    confidence: float = 0.95,
 ) -> web.Application:
     app = web.Application()
 
     async def on_startup(app: web.Application) -> None:
         session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
         app["session"] = session
-        app["board"] = Board(Prometheus(session, prometheus_url), job, trend_range_s)
+        app["board"] = Board(
+            Prometheus(session, prometheus_url), job, trend_range_s, confidence=confidence
+        )
 
     async def on_cleanup(app: web.Application) -> None:
         await app["session"].close()
@@ -151,8 +188,14 @@ def build_app(
 
 
 def run_board(
-    prometheus_url: str, host: str, port: int, job: str = "cxstream", trend_range_s: float = 3600
+    prometheus_url: str,
+    host: str,
+    port: int,
+    job: str = "cxstream",
+    trend_range_s: float = 3600,
+    confidence: float = 0.95,
 ) -> int:
     log.info("wallboard on http://%s:%d/ reading %s", host, port, prometheus_url)
-    web.run_app(build_app(prometheus_url, job, trend_range_s), host=host, port=port, print=None)
+    app = build_app(prometheus_url, job, trend_range_s, confidence)
+    web.run_app(app, host=host, port=port, print=None)
     return 0

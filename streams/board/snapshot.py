@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from streams.board.aggregate import (
+    BOUNDED,
     METRICS,
     SAMPLE_NAMES,
     Sample,
@@ -16,6 +17,7 @@ from streams.board.aggregate import (
     overall,
     window_order,
 )
+from streams.domain.confidence import z_quantile
 
 #: one instant or range query fetches every component series
 SELECTOR = '{__name__=~"' + "|".join(SAMPLE_NAMES) + '"}'
@@ -54,34 +56,50 @@ def matrix_by_time(result: Iterable[Mapping[str, Any]]) -> dict[float, list[Samp
     return out
 
 
-def _values(components: Any) -> dict[str, dict[str, float | None]]:
-    return {m: {"value": _clean(v), "n": n} for m, (v, n) in components.values().items()}
+def _values(components: Any, z: float) -> dict[str, dict[str, float | None]]:
+    """metric -> {value, n} and, for NPS and CSAT, {lower, upper} (null when empty)."""
+    out: dict[str, dict[str, float | None]] = {
+        m: {"value": _clean(v), "n": n} for m, (v, n) in components.values().items()
+    }
+    for metric, b in components.bounds(z).items():
+        out[metric]["lower"], out[metric]["upper"] = (None, None) if b is None else b
+    return out
 
 
-def tiles(samples: list[Sample]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """window -> metric -> {value, n} over all keys."""
-    return {w: _values(c) for w, c in group(samples, overall).get((), {}).items()}
+def tiles(samples: list[Sample], z: float) -> dict[str, dict[str, dict[str, float | None]]]:
+    """window -> metric -> {value, n[, lower, upper]} over all keys."""
+    return {w: _values(c, z) for w, c in group(samples, overall).get((), {}).items()}
 
 
-def trends(by_time: Mapping[float, list[Sample]]) -> dict[str, dict[str, list[list[float | None]]]]:
-    """window -> metric -> [[unix seconds, value or null], ...] over all keys."""
+def trends(
+    by_time: Mapping[float, list[Sample]], z: float
+) -> dict[str, dict[str, list[list[float | None]]]]:
+    """window -> metric -> [[unix seconds, value or null], ...] over all keys;
+    NPS and CSAT points carry their lower and upper bound too."""
     out: dict[str, dict[str, list[list[float | None]]]] = {}
     for ts in sorted(by_time):
         for window, comps in group(by_time[ts], overall).get((), {}).items():
             per_metric = out.setdefault(window, {m: [] for m in METRICS})
-            for metric, (value, _) in comps.values().items():
-                per_metric[metric].append([ts, _clean(value)])
+            for metric, entry in _values(comps, z).items():
+                point = [ts, entry["value"]]
+                if metric in BOUNDED:
+                    point += [entry["lower"], entry["upper"]]
+                per_metric[metric].append(point)
     return out
 
 
-def desks(samples: list[Sample]) -> dict[str, Any]:
+def desks(samples: list[Sample], z: float) -> dict[str, Any]:
     """Channel x team cells and per-channel rows, per window."""
     cells = [
-        {"channel": key[0], "team": key[1], "windows": {w: _values(c) for w, c in per_w.items()}}
+        {
+            "channel": key[0],
+            "team": key[1],
+            "windows": {w: _values(c, z) for w, c in per_w.items()},
+        }
         for key, per_w in sorted(group(samples, by_desk).items())
     ]
     channels = {
-        key[0]: {w: _values(c) for w, c in per_w.items()}
+        key[0]: {w: _values(c, z) for w, c in per_w.items()}
         for key, per_w in sorted(group(samples, by_channel).items())
     }
     return {
@@ -115,21 +133,57 @@ def firing_alerts(alerts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def sla_summary(
+    pending: Iterable[Mapping[str, Any]],
+    achieved: Iterable[Mapping[str, Any]],
+    breaches: Iterable[Mapping[str, Any]],
+) -> dict[str, Any] | None:
+    """SLA numbers over all keys from three instant queries, None without SLAs.
+
+    `pending`: sum by (state) (cx_sla_pending); `achieved`: min by (target)
+    (cx_sla_achieved_ratio{window="24h"}) (ratios of keys do not add up, the
+    lowest key is shown); `breaches`: sum by (target) (increase of
+    cx_sla_breaches_total over 1h).
+    """
+    pending, achieved, breaches = list(pending), list(achieved), list(breaches)
+    if not (pending or achieved or breaches):
+        return None
+    states = {"on_track": 0.0, "at_risk": 0.0, "breached": 0.0}
+    for r in pending:
+        state = r["metric"].get("state", "")
+        if state in states:
+            states[state] += _clean(_num(r["value"][1])) or 0.0
+    return {
+        "pending": states,
+        "achieved_24h_lowest": {
+            r["metric"].get("target", "?"): _clean(_num(r["value"][1])) for r in achieved
+        },
+        "breaches_1h": {
+            r["metric"].get("target", "?"): _clean(_num(r["value"][1])) for r in breaches
+        },
+    }
+
+
 def document(
     samples: list[Sample],
     by_time: Mapping[float, list[Sample]],
     alerts: Iterable[Mapping[str, Any]],
     pipeline: Mapping[str, Any],
     now_s: float,
+    confidence: float = 0.95,
+    sla: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    tile_values = tiles(samples)
+    z = z_quantile(confidence)
+    tile_values = tiles(samples, z)
     return {
         "generated_at": now_s,
         "windows": window_order(tile_values),
         "metrics": list(METRICS),
+        "confidence": confidence,
         "tiles": tile_values,
-        "trends": trends(by_time),
-        "desks": desks(samples),
+        "trends": trends(by_time, z),
+        "desks": desks(samples, z),
         "alerts": firing_alerts(alerts),
         "pipeline": dict(pipeline),
+        "sla": None if sla is None else dict(sla),
     }

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
 
 from streams.board.aggregate import Sample, by_channel, group, mixture_quantile, overall
-from streams.board.snapshot import document, firing_alerts, matrix_by_time, vector_samples
+from streams.board.snapshot import (
+    document,
+    firing_alerts,
+    matrix_by_time,
+    sla_summary,
+    vector_samples,
+)
 
 
 def _key(channel: str, team: str, window: str = "24h", **extra: str) -> dict[str, str]:
@@ -88,9 +95,40 @@ def test_prometheus_results_become_a_board_document() -> None:
         {"state": "firing", "labels": {"alertname": "CxFirstResponseSlow", "severity": "critical"}, "activeAt": "2026-01-01T00:01:00Z"},
     ]  # fmt: skip
     doc = document(vector_samples(vector), matrix_by_time(matrix), alerts, {}, 30.0)
-    assert doc["tiles"]["24h"]["nps"] == {"value": 50.0, "n": 4.0}
-    assert doc["trends"]["24h"]["nps"] == [[10.0, 100.0], [20.0, 50.0]]
+    tile = doc["tiles"]["24h"]["nps"]
+    assert {k: tile[k] for k in ("value", "n")} == {"value": 50.0, "n": 4.0}
+    assert doc["confidence"] == 0.95 and doc["sla"] is None
+    # The pooled interval: adjusted Wald of 3 promoters, 1 detractor in 4, z = 1.959964.
+    assert (tile["lower"], tile["upper"]) == pytest.approx(_wald(3, 1, 4), abs=1e-4)
+    assert doc["tiles"]["24h"]["csat"] == {"value": None, "n": 0.0, "lower": None, "upper": None}
+    trend = doc["trends"]["24h"]["nps"]
+    assert [p[:2] for p in trend] == [[10.0, 100.0], [20.0, 50.0]]
+    assert trend[0][2:] == pytest.approx(_wald(1, 0, 1), abs=1e-4)
     assert [c["team"] for c in doc["desks"]["cells"]] == ["sales", "support"]
     assert doc["desks"]["by_channel"]["web"]["24h"]["nps"]["value"] == 50.0
     assert [a["alertname"] for a in doc["alerts"]] == ["CxFirstResponseSlow", "CxNpsLow"]
     assert firing_alerts(alerts)[1]["value"] == -5.0
+
+
+def _wald(promoters: int, detractors: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    n_adj = n + 3
+    p, d = (promoters + 0.75) / n_adj, (detractors + 0.75) / n_adj
+    half = z * math.sqrt((p + d - (p - d) ** 2) / n_adj)
+    return max(-100.0, 100 * (p - d - half)), min(100.0, 100 * (p - d + half))
+
+
+def test_sla_summary_sums_pending_states_and_keeps_the_lowest_ratio() -> None:
+    def r(value: str, **labels: str) -> dict[str, object]:
+        return {"metric": labels, "value": [1.0, value]}
+
+    assert sla_summary([], [], []) is None
+    sla = sla_summary(
+        [r("3", state="on_track"), r("2", state="at_risk")],
+        [r("0.75", target="first_reply")],
+        [r("NaN", target="resolution"), r("4", target="first_reply")],
+    )
+    assert sla == {
+        "pending": {"on_track": 3.0, "at_risk": 2.0, "breached": 0.0},
+        "achieved_24h_lowest": {"first_reply": 0.75},
+        "breaches_1h": {"resolution": None, "first_reply": 4.0},
+    }
