@@ -41,7 +41,7 @@ def _pipeline_queries(job: str) -> dict[str, str]:
 SLA_QUERIES = (
     "sum by (state) (cx_sla_pending)",
     'min by (target) (cx_sla_achieved_ratio{window="24h"})',
-    "sum by (target) (increase(cx_sla_breaches_total[1h]))",
+    "sum by (target) (cx_sla_breaches_total)",
 )
 
 

@@ -142,8 +142,9 @@ def sla_summary(
 
     `pending`: sum by (state) (cx_sla_pending); `achieved`: min by (target)
     (cx_sla_achieved_ratio{window="24h"}) (ratios of keys do not add up, the
-    lowest key is shown); `breaches`: sum by (target) (increase of
-    cx_sla_breaches_total over 1h).
+    lowest key is shown); `breaches`: sum by (target) (cx_sla_breaches_total),
+    the workers' totals (an increase() would miss each key's first breach,
+    which is when its series appears).
     """
     pending, achieved, breaches = list(pending), list(achieved), list(breaches)
     if not (pending or achieved or breaches):
@@ -158,7 +159,7 @@ def sla_summary(
         "achieved_24h_lowest": {
             r["metric"].get("target", "?"): _clean(_num(r["value"][1])) for r in achieved
         },
-        "breaches_1h": {
+        "breaches": {
             r["metric"].get("target", "?"): _clean(_num(r["value"][1])) for r in breaches
         },
     }

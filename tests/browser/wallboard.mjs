@@ -33,6 +33,7 @@ try {
     const read = (sel) => [...document.querySelectorAll(sel)].map((e) => ({
       metric: e.dataset.metric, window: e.dataset.window, channel: e.dataset.channel,
       team: e.dataset.team, value: num(e.dataset.value), n: num(e.dataset.n), text: e.textContent,
+      lower: num(e.dataset.lower), upper: num(e.dataset.upper),
     }));
     return {
       generated_at: Number(document.body.dataset.generated),
@@ -40,6 +41,11 @@ try {
       sparklines: [...document.querySelectorAll("#tiles svg.spark")].map((s) => ({
         metric: s.dataset.metric, points: Number(s.dataset.points), lines: s.querySelectorAll("polyline").length })),
       cells: read("#heat td[data-channel]"),
+      intervals: read("#tiles .ci[data-window]"),
+      bands: [...document.querySelectorAll("#tiles svg.spark[data-band]")].map((s) => ({
+        metric: s.dataset.metric, points: Number(s.dataset.band) })),
+      sla: document.getElementById("sla").hidden ? null : Object.fromEntries(
+        [...document.querySelectorAll("#sla [data-sla]")].map((e) => [e.dataset.sla, num(e.dataset.value)])),
       alerts: [...document.querySelectorAll("#alerts li[data-alertname]")].map((e) => ({
         alertname: e.dataset.alertname, channel: e.dataset.channel, team: e.dataset.team })),
       events: num(document.getElementById("events").dataset.value),

@@ -130,5 +130,5 @@ def test_sla_summary_sums_pending_states_and_keeps_the_lowest_ratio() -> None:
     assert sla == {
         "pending": {"on_track": 3.0, "at_risk": 2.0, "breached": 0.0},
         "achieved_24h_lowest": {"first_reply": 0.75},
-        "breaches_1h": {"resolution": None, "first_reply": 4.0},
+        "breaches": {"resolution": None, "first_reply": 4.0},
     }

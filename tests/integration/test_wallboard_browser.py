@@ -16,6 +16,7 @@ import subprocess
 import time
 from collections import defaultdict
 from pathlib import Path
+from statistics import NormalDist
 from typing import Any
 
 import pytest
@@ -27,6 +28,14 @@ from tests.support import REPO, Topics, WorkerProcess, produce, samples, wait_fo
 BROWSER_DIR = REPO / "tests" / "browser"
 STABLE_SCREENSHOT = REPO / ".cx-run" / "wallboard.png"
 WINDOWS = ("1h", "24h", "7d", "30d")
+Z95 = NormalDist().inv_cdf(0.975)
+#: SLA targets no due instant of this traffic comes near while the page is
+#: read: its tickets are under an hour old (2 h first reply), backlog tickets
+#: 4.5-7 h (long breached); resolutions are due in days.
+SCHEDULES = "sla:\n" + "".join(
+    f"  {prio}: {{first_reply: 2h calendar, resolution: 3d calendar}}\n"
+    for prio in ("low", "normal", "high", "urgent")
+)
 
 
 def _traffic(now: float) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -49,6 +58,7 @@ def _expected(text: str) -> dict[str, Any]:
     smp = samples(text)
     tot: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     gauges: dict[tuple[str, str, str], float] = {}
+    bounds: dict[tuple[str, str, str], float] = {}
     p90s: dict[str, list[float]] = defaultdict(list)
     for (name, labels), value in smp.items():
         lab = dict(labels)
@@ -76,6 +86,8 @@ def _expected(text: str) -> dict[str, Any]:
             p90s[w].append(value)
         elif name == "cx_nps_score" and w == "24h":
             gauges[(lab["channel"], lab["team"], "nps")] = value
+        elif name == "cx_nps_score_bound" and w == "24h":
+            bounds[(lab["channel"], lab["team"], lab["bound"])] = value
     tiles = {}
     for w, t in tot.items():
         if t["nps_n"]:
@@ -88,8 +100,49 @@ def _expected(text: str) -> dict[str, Any]:
             tiles[("fcr", w)] = t["fcr_true"] / t["fcr_n"]
     counts = {(m, w): t[f"{m}_n"] for w, t in tot.items() for m in ("nps", "csat", "ces", "fcr")}
     counts.update({("frt_p90", w): t["frt_n"] for w, t in tot.items()})
+    t24 = tot["24h"]
+    intervals = {
+        "nps": _adjusted_wald(t24["nps_promoter"], t24["nps_detractor"], t24["nps_n"]),
+        "csat": _wilson(t24["csat_top"], t24["csat_n"]),
+    }
+    sla: dict[str, float] = dict.fromkeys(("on_track", "at_risk", "breached"), 0.0)
+    achieved: dict[str, list[float]] = defaultdict(list)
+    for (name, labels), value in smp.items():
+        lab = dict(labels)
+        if name == "cx_sla_pending":
+            sla[lab["state"]] += value
+        elif name == "cx_sla_breaches_total":
+            key = "breaches:" + lab["target"]
+            sla[key] = sla.get(key, 0.0) + value
+        elif name == "cx_sla_achieved_ratio" and lab["window"] == "24h":
+            achieved[lab["target"]].append(value)
+    sla.update({"achieved:" + t: min(vs) for t, vs in achieved.items()})
     events = sum(v for (n, _), v in smp.items() if n == "cx_events_total")
-    return {"tiles": tiles, "counts": counts, "gauges": gauges, "p90s": p90s, "events": events}
+    return {
+        "tiles": tiles,
+        "counts": counts,
+        "gauges": gauges,
+        "bounds": bounds,
+        "intervals": intervals,
+        "sla": dict(sla),
+        "p90s": p90s,
+        "events": events,
+    }
+
+
+def _adjusted_wald(promoters: float, detractors: float, n: float) -> tuple[float, float]:
+    """NPS interval (contract 8.1), written out here independently of the code."""
+    n_adj = n + 3
+    p, d = (promoters + 0.75) / n_adj, (detractors + 0.75) / n_adj
+    half = Z95 * math.sqrt((p + d - (p - d) ** 2) / n_adj)
+    return max(-100.0, 100 * (p - d - half)), min(100.0, 100 * (p - d + half))
+
+
+def _wilson(top: float, n: float) -> tuple[float, float]:
+    p, z2 = top / n, Z95 * Z95
+    center = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = Z95 / (1 + z2 / n) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return max(0.0, center - half), min(1.0, center + half)
 
 
 def _window_part(text: str) -> list[str]:
@@ -123,7 +176,11 @@ def _browser(url: str, screenshot: Path, min_generated: float) -> dict[str, Any]
 @pytest.mark.integration
 def test_the_wallboard_shows_what_the_worker_publishes(kafka_bootstrap: str, tmp_path: Path):
     topics = Topics()
-    worker = WorkerProcess(kafka_bootstrap, topics, tmp_path / "worker")
+    schedules = tmp_path / "schedules.yml"
+    schedules.write_text(SCHEDULES)
+    worker = WorkerProcess(
+        kafka_bootstrap, topics, tmp_path / "worker", extra=["--schedules", str(schedules)]
+    )
     prometheus = board = None
     try:
         worker.wait_ready()
@@ -197,6 +254,32 @@ def test_the_wallboard_shows_what_the_worker_publishes(kafka_bootstrap: str, tmp
     assert len(shown_keys) >= 12, "most of the 25 desks have NPS responses"
     for (channel, team, _), want in expected["gauges"].items():
         assert cells[(channel, team)]["value"] == pytest.approx(want, abs=1e-9), (channel, team)
+
+    # Confidence intervals: the 24h tiles' from the pooled counts (formulas
+    # written out above), each desk's equal to the worker's cx_nps_score_bound.
+    shown_ci = {i["metric"]: i for i in shown["intervals"] if i["window"] == "24h"}
+    assert set(shown_ci) == {"nps", "csat"}, shown["intervals"]
+    for metric, (lower, upper) in expected["intervals"].items():
+        got = shown_ci[metric]
+        assert (got["lower"], got["upper"]) == pytest.approx((lower, upper), abs=1e-6), metric
+        assert got["lower"] < expected["tiles"][(metric, "24h")] < got["upper"]
+        assert got["text"].startswith("95 % CI "), got["text"]
+    nps_lo, nps_hi = expected["intervals"]["nps"]
+    assert shown_ci["nps"]["text"] == "95 % CI {} \u2026 {}".format(
+        *(f"{v:+.0f}".replace("-", "\u2212") for v in (nps_lo, nps_hi))
+    )
+    for (channel, team), cell in cells.items():
+        if cell["value"] is None:
+            continue
+        want = (expected["bounds"][(channel, team, b)] for b in ("lower", "upper"))
+        assert (cell["lower"], cell["upper"]) == pytest.approx(tuple(want), abs=1e-9)
+    assert any(b["metric"] == "nps" and b["points"] >= 2 for b in shown["bands"]), shown["bands"]
+
+    # SLAs: the strip's figures equal the worker's SLA metrics.
+    print(f"  SLA on the page: {shown['sla']}")
+    assert shown["sla"] is not None
+    assert expected["sla"]["on_track"] > 0 and expected["sla"]["breaches:first_reply"] > 0
+    assert shown["sla"] == pytest.approx(expected["sla"], abs=1e-9)
 
     # Alerts: those Prometheus evaluates from the shipped rules.
     on_page = {(a["alertname"], a["channel"], a["team"]) for a in shown["alerts"]}

@@ -61,12 +61,32 @@ function valueSpan(metric, windowName, entry, cls) {
   return span;
 }
 
+function signed(metric, v) {
+  // A real minus sign, so the interval reads like typeset text.
+  return METRICS[metric].fmt(v).replace("-", "\u2212");
+}
+
+function ciLine(metric, windowName, entry, confidence) {
+  const known = entry.lower !== null && entry.lower !== undefined;
+  const pct = (100 * (confidence || 0.95)).toFixed(0);
+  const unit = METRICS[metric].unit || "";
+  return el("div", {
+    class: "ci", "data-metric": metric, "data-window": windowName,
+    "data-lower": known ? String(entry.lower) : "", "data-upper": known ? String(entry.upper) : "",
+    text: known ? `${pct} % CI ${signed(metric, entry.lower)}${unit} \u2026 ${signed(metric, entry.upper)}${unit}` : "",
+  });
+}
+
 function sparkline(points, metric, mini) {
   const svg = el("svg:svg", { class: "spark" + (mini ? " mini" : ""), viewBox: "0 0 100 30",
     preserveAspectRatio: "none", "data-metric": metric, "data-points": String(points.length) });
   const vals = points.map((p) => p[1]).filter((v) => v !== null);
   if (vals.length < 2) return svg;
-  let lo = Math.min(...vals), hi = Math.max(...vals);
+  // NPS and CSAT points carry [t, value, lower, upper]: the big sparkline
+  // draws the interval as a band, scaled with the line.
+  const banded = !mini && points.some((p) => p.length > 3 && p[2] !== null);
+  const span = banded ? vals.concat(points.flatMap((p) => (p[2] === null || p[2] === undefined ? [] : [p[2], p[3]]))) : vals;
+  let lo = Math.min(...span), hi = Math.max(...span);
   if (hi - lo < 1e-9) { lo -= 1; hi += 1; }
   const t0 = points[0][0], t1 = points[points.length - 1][0] || t0 + 1;
   const x = (t) => (100 * (t - t0)) / Math.max(t1 - t0, 1);
@@ -74,6 +94,15 @@ function sparkline(points, metric, mini) {
   const y = (v) => 28 - (26 * (v - lo)) / (hi - lo);
   const color = { good: "var(--good)", warn: "var(--warn)", bad: "var(--bad)", "": "var(--accent)" }[
     level(metric, vals[vals.length - 1])];
+  if (banded) {
+    const inBand = points.filter((p) => p[2] !== null && p[2] !== undefined);
+    if (inBand.length > 1) {
+      const upper = inBand.map((p) => `${x(p[0]).toFixed(2)},${y(p[3]).toFixed(2)}`);
+      const lower = inBand.slice().reverse().map((p) => `${x(p[0]).toFixed(2)},${y(p[2]).toFixed(2)}`);
+      svg.append(el("svg:polygon", { class: "band", points: upper.concat(lower).join(" ") }));
+      svg.setAttribute("data-band", String(inBand.length));
+    }
+  }
   let run = [];
   const runs = [];
   for (const [t, v] of points) {
@@ -106,7 +135,9 @@ function renderTiles(doc) {
     const big = el("div", { class: "primary" }, valueSpan(metric, primary, main, "big"));
     if (METRICS[metric].unit && main && main.value !== null) big.append(el("span", { class: "unit", text: METRICS[metric].unit }));
     big.append(el("span", { class: "n", text: main ? `n=${Math.round(main.n)}` : "" }));
-    tile.append(big, sparkline(trend(primary), metric, false));
+    tile.append(big);
+    if (main && "lower" in main) tile.append(ciLine(metric, primary, main, doc.confidence));
+    tile.append(sparkline(trend(primary), metric, false));
     const others = el("div", { class: "others" });
     for (const w of windows.filter((w) => w !== primary)) {
       others.append(el("div", { class: "mini" }, el("span", { class: "wlabel", text: w }),
@@ -114,6 +145,33 @@ function renderTiles(doc) {
     }
     tile.append(others);
     box.append(tile);
+  }
+}
+
+function renderSla(doc) {
+  const box = document.getElementById("sla");
+  const sla = doc.sla;
+  box.hidden = !sla;
+  box.parentElement.classList.toggle("with-sla", Boolean(sla));
+  if (!sla) return;
+  const body = document.getElementById("sla-body");
+  body.replaceChildren();
+  const item = (label, value, text, cls, attrs = {}) => el("div", { class: "sla-item " + (cls || "") },
+    el("span", { class: "label", text: label }),
+    el("span", { class: "figure", "data-sla": attrs.key, "data-value": value === null ? "" : String(value), text }));
+  const p = sla.pending;
+  body.append(
+    item("on track", p.on_track, String(Math.round(p.on_track)), "", { key: "on_track" }),
+    item("at risk", p.at_risk, String(Math.round(p.at_risk)), p.at_risk > 0 ? "warn-text" : "", { key: "at_risk" }),
+    item("breached, pending", p.breached, String(Math.round(p.breached)), p.breached > 0 ? "bad-text" : "", { key: "breached" }));
+  for (const [target, v] of Object.entries(sla.breaches).sort()) {
+    body.append(item(`${target.replace("_", " ")} breaches (total)`, v, v === null ? "–" : String(Math.round(v)),
+      v > 0 ? "bad-text" : "", { key: `breaches:${target}` }));
+  }
+  for (const [target, v] of Object.entries(sla.achieved_24h_lowest).sort()) {
+    body.append(item(`${target.replace("_", " ")} achieved 24h (lowest desk)`, v,
+      v === null ? "–" : (100 * v).toFixed(1) + "%", v === null ? "" : v < 0.8 ? "bad-text" : v < 0.95 ? "warn-text" : "good-text",
+      { key: `achieved:${target}` }));
   }
 }
 
@@ -152,7 +210,12 @@ function renderHeat(doc) {
       const v = entry ? entry.value : null;
       const td = el("td", { class: v === null || v === undefined ? "empty" : cls,
         "data-channel": c, "data-team": team, "data-metric": metric, "data-window": win,
-        "data-value": v === null || v === undefined ? "" : String(v), "data-n": entry ? String(entry.n) : "0" });
+        "data-value": v === null || v === undefined ? "" : String(v), "data-n": entry ? String(entry.n) : "0",
+        "data-lower": entry && entry.lower !== null && entry.lower !== undefined ? String(entry.lower) : null,
+        "data-upper": entry && entry.upper !== null && entry.upper !== undefined ? String(entry.upper) : null });
+      if (entry && entry.lower !== null && entry.lower !== undefined) {
+        td.title = `${(100 * (doc.confidence || 0.95)).toFixed(0)} % CI ${signed(metric, entry.lower)} \u2026 ${signed(metric, entry.upper)}`;
+      }
       td.append(document.createTextNode(v === null || v === undefined ? "–" : METRICS[metric].fmt(v)));
       if (entry && v !== null) td.append(el("span", { class: "sub", text: `n=${Math.round(entry.n)}` }));
       if (v !== null && v !== undefined && cls !== "total") td.style.background = heatColor(metric, v);
@@ -219,6 +282,7 @@ function render() {
   const doc = state.doc;
   if (!doc) return;
   renderTiles(doc);
+  renderSla(doc);
   renderHeat(doc);
   renderAlerts(doc);
   renderStatus(doc);
