@@ -16,7 +16,14 @@ from typing import Any
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from streams.board.aggregate import Components, Sample, by_channel, group, overall
+from streams.board.aggregate import (
+    Components,
+    Sample,
+    by_channel,
+    group,
+    mixture_quantile,
+    overall,
+)
 
 #: (column title, metric, window): the windows the default alert rules use
 COLUMNS = (
@@ -24,8 +31,37 @@ COLUMNS = (
     ("CSAT 24h", "csat", "24h"),
     ("CES 24h", "ces", "24h"),
     ("1st reply p90 1h", "frt_p90", "1h"),
+    ("business p90 1h", "frt_business_p90", "1h"),
     ("FCR 7d", "fcr", "7d"),
 )
+_BUSINESS = "cx_first_response_business_window_seconds"
+
+
+def business_p90(
+    samples: list[Sample], channel: str | None
+) -> dict[str, tuple[float | None, float]]:
+    """window -> (first-response p90 in business time, replies) for one
+    channel (None: all), merged across keys as the calendar p90 is."""
+    parts: dict[tuple[str, tuple[tuple[str, str], ...]], tuple[float, dict[float, float]]] = {}
+    for s in samples:
+        if not s.name.startswith(_BUSINESS) or "window" not in s.labels:
+            continue
+        if channel is not None and s.labels.get("channel") != channel:
+            continue
+        key = (
+            s.labels["window"],
+            tuple(sorted((k, v) for k, v in s.labels.items() if k in ("channel", "team"))),
+        )
+        count, qs = parts.get(key, (0.0, {}))
+        if s.name == _BUSINESS + "_count":
+            count = s.value
+        elif s.name == _BUSINESS and s.labels.get("quantile"):
+            qs[float(s.labels["quantile"])] = s.value
+        parts[key] = (count, qs)
+    by_window: dict[str, list[tuple[float, dict[float, float]]]] = {}
+    for (window, _), part in parts.items():
+        by_window.setdefault(window, []).append(part)
+    return {w: (mixture_quantile(0.9, ps), sum(n for n, _ in ps)) for w, ps in by_window.items()}
 
 
 @dataclass
@@ -72,6 +108,9 @@ def rows(samples: list[Sample]) -> dict[str, dict[str, tuple[float | None, float
     groups.update(sorted(group(samples, by_channel).items()))
     for key, per_window in groups.items():
         values = {w: c.values() for w, c in per_window.items()}
+        business = business_p90(samples, None if key == ("all",) else key[0])
+        for window, figure in business.items():
+            values.setdefault(window, {})["frt_business_p90"] = figure
         out[key[0]] = {
             title: values.get(window, {}).get(metric, (None, 0.0))
             for title, metric, window in COLUMNS

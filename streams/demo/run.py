@@ -11,12 +11,17 @@ import uuid
 from pathlib import Path
 from types import FrameType
 
+import yaml
+
 from streams.demo import readings
 from streams.demo.sender import Sender, history
 from streams.demo.stack import REPO, Stack
 from streams.demo.view import Frame
 from streams.errors import CxError
 from streams.traffic import Incident, Seasonality
+
+#: business hours and SLA targets the demo's workers run with
+SCHEDULES = Path(__file__).resolve().parent / "schedules.yml"
 
 
 class _StopRequestedError(Exception):
@@ -61,6 +66,17 @@ def run(args: argparse.Namespace) -> int:
         signal.signal(signal.SIGTERM, previous)
 
 
+def schedules_file(run_dir: Path, timezone: str) -> Path:
+    """The shipped demo schedule, moved to the zone the generator's working
+    hours are in, so business and calendar time differ where tickets arrive."""
+    doc = yaml.safe_load(SCHEDULES.read_text())
+    for schedule in doc["schedules"].values():
+        schedule["timezone"] = timezone
+    path = run_dir / "schedules.yml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
 def say(msg: str) -> None:
     print(f"demo: {msg}", flush=True)
 
@@ -88,6 +104,11 @@ def _run(args: argparse.Namespace, stack: Stack, run_dir: Path) -> int:
         "2s",
         "--alertmanager",
         alertmanager.url,
+        "--schedules",
+        str(schedules_file(run_dir, args.timezone)),
+        # SLA targets are judged on the sweep: often enough for minutes to show.
+        "--sweep-interval",
+        "30s",
     ]
     workers = [stack.worker(i + 1, args.web_port + i, flags) for i in range(2)]
     prometheus = stack.prometheus(args.prometheus_port, workers, alertmanager)

@@ -38,6 +38,7 @@ def _level(metric: str, value: float | None) -> str:
         "ces": value < 4,
         "fcr": value < 0.5,
         "frt_p90": value > 14_400,
+        "frt_business_p90": value > 14_400,
     }[metric]
     good = {
         "nps": value >= 30,
@@ -45,6 +46,7 @@ def _level(metric: str, value: float | None) -> str:
         "ces": value >= 5,
         "fcr": value >= 0.7,
         "frt_p90": value <= 3600,
+        "frt_business_p90": value <= 3600,
     }[metric]
     return "bold red" if bad else "green" if good else "yellow"
 
