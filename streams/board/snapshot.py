@@ -159,9 +159,7 @@ def sla_summary(
         "achieved_24h_lowest": {
             r["metric"].get("target", "?"): _clean(_num(r["value"][1])) for r in achieved
         },
-        "breaches": {
-            r["metric"].get("target", "?"): _clean(_num(r["value"][1])) for r in breaches
-        },
+        "breaches": {r["metric"].get("target", "?"): _clean(_num(r["value"][1])) for r in breaches},
     }
 
 
