@@ -31,7 +31,10 @@ COLUMNS = (
     ("CSAT 24h", "csat", "24h"),
     ("CES 24h", "ces", "24h"),
     ("1st reply p90 1h", "frt_p90", "1h"),
-    ("business p90 1h", "frt_business_p90", "1h"),
+    # Over 24 h, nights and evenings are in the window: calendar and business
+    # time of the same replies differ there.
+    ("reply p90 24h", "frt_p90", "24h"),
+    ("business p90 24h", "frt_business_p90", "24h"),
     ("FCR 7d", "fcr", "7d"),
 )
 _BUSINESS = "cx_first_response_business_window_seconds"

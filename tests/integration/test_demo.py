@@ -104,6 +104,12 @@ def test_demo_runs_the_whole_stack_and_stops_it(kafka_bootstrap: str, tmp_path: 
     all_row = next(line for line in final.splitlines() if line.strip().startswith("all "))
     values = re.findall(NUMBER, all_row)
     assert len(values) >= 4, all_row  # NPS, CSAT, CES, FCR at least
+    # The workers run with the demo's schedule: business time is published
+    # and, over 24 h of working-hours traffic, below calendar time.
+    head = next(line for line in final.splitlines() if line.strip().startswith("channel "))
+    cols = dict(zip(re.split(r"\s{2,}", head.strip()), re.split(r"\s{2,}", all_row.strip())))
+    calendar, business = cols["reply p90 24h"], cols["business p90 24h"]
+    assert business != "-" and _seconds(business) <= _seconds(calendar), (head, all_row)
     channels = [
         line
         for line in final.splitlines()
@@ -116,3 +122,11 @@ def test_demo_runs_the_whole_stack_and_stops_it(kafka_bootstrap: str, tmp_path: 
     for url in (prom, am, urls["worker 1"], urls["worker 2"], urls["wallboard"]):
         assert not _reachable(url), f"{url} still answers after the demo ended"
     print(final)
+
+
+def _seconds(text: str) -> float:
+    """The view's durations: 42s, 3m07s, 2h05m."""
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    assert m and text, text
+    h, mi, sec = (int(g) if g else 0 for g in m.groups())
+    return h * 3600 + mi * 60 + sec
