@@ -107,7 +107,9 @@ def test_demo_runs_the_whole_stack_and_stops_it(kafka_bootstrap: str, tmp_path: 
     # The workers run with the demo's schedule: business time is published
     # and, over 24 h of working-hours traffic, below calendar time.
     head = next(line for line in final.splitlines() if line.strip().startswith("channel "))
-    cols = dict(zip(re.split(r"\s{2,}", head.strip()), re.split(r"\s{2,}", all_row.strip())))
+    cols = dict(
+        zip(re.split(r"\s{2,}", head.strip()), re.split(r"\s{2,}", all_row.strip()), strict=True)
+    )
     calendar, business = cols["reply p90 24h"], cols["business p90 24h"]
     assert business != "-" and _seconds(business) <= _seconds(calendar), (head, all_row)
     channels = [
