@@ -98,10 +98,10 @@ class Frame:
         r = self.reading
         elapsed = time.time() - self.started
         lines = [f"demo: t={elapsed:.0f}s {self.progress_line()}"]
-        head = f"  {'channel':<10}" + "".join(f"{t:>17}" for t, _, _ in COLUMNS)
+        head = f"  {'channel':<10}" + "".join(f"{t:>18}" for t, _, _ in COLUMNS)
         lines.append(head)
         for channel, cols in r.rows.items():
-            cells = "".join(f"{fmt(metric, cols[title][0]):>17}" for title, metric, _ in COLUMNS)
+            cells = "".join(f"{fmt(metric, cols[title][0]):>18}" for title, metric, _ in COLUMNS)
             lines.append(f"  {channel:<10}{cells}")
         lines.append(f"  alerts in Alertmanager: {len(r.alerts)}")
         for a in self.alert_rows():

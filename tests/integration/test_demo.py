@@ -88,10 +88,15 @@ def test_demo_runs_the_whole_stack_and_stops_it(kafka_bootstrap: str, tmp_path: 
         assert shipped and {g["name"] for g in groups} == shipped
         assert _get_json(am + "/api/v2/status")["cluster"]["status"] in ("ready", "disabled")
 
-        # Forwarded alerts reach Alertmanager (detractor follow-ups come first).
+        # Forwarded alerts reach Alertmanager (detractor follow-ups and, with the
+        # demo's SLAs, CxSlaAtRisk come first, possibly before Prometheus has
+        # scraped any window: the wallboard's tiles are waited for on their own).
         wait_for(lambda: _get_json(am + "/api/v2/alerts"), 90, what="alerts in Alertmanager")
-        board = _get_json(urls["wallboard"] + "api/board")
-        assert board["tiles"], board
+        wait_for(
+            lambda: _get_json(urls["wallboard"] + "api/board")["tiles"],
+            60,
+            what="tiles on the wallboard",
+        )
         assert proc.wait(120) == 0, "\n".join(lines)
     finally:
         if proc.poll() is None:
