@@ -188,7 +188,7 @@ async def _rate(args: argparse.Namespace) -> dict[str, Any]:
                 await producer.flush()
             await asyncio.sleep(0.005)
     seconds = time.time() - t0
-    return {"sent": sent, "seconds": seconds, "rate": sent / seconds, "probes": probes,
+    return {"sent": sent, "started": t0, "seconds": seconds, "rate": sent / seconds, "probes": probes,
             "alerts": alerts}  # fmt: skip
 
 

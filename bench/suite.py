@@ -41,7 +41,7 @@ from bench import harness as h
 from bench.ceiling import ceiling
 
 SECTIONS = ("ceiling", "naive", "cxstream", "latency", "recovery", "memory", "scrape", "scale")
-NEEDS = {"latency": "recovery", "recovery": "cxstream", "scale": "cxstream", "scrape": "memory"}
+NEEDS = {"latency": "cxstream", "recovery": "cxstream", "scale": "cxstream", "scrape": "memory"}
 DEFAULT_JSON = h.REPO / "bench" / "results" / "latest.json"
 
 
@@ -125,6 +125,11 @@ class Suite:
     ) -> bool:
         diff = h.diff_counts(got, want)
         if diff:
+            totals = ", ".join(
+                f"{k} {sum(got.get(k, {}).values())} vs {sum(want.get(k, {}).values())}"
+                for k in sorted(set(got) | set(want))
+            )
+            diff = [f"totals: {totals}", *diff]
             self.exact_failures.append(f"{what}: " + "; ".join(diff))
             self.say(f"NOT EXACT: {what} (got vs expected): " + "; ".join(diff))
         return not diff
@@ -253,7 +258,7 @@ class Suite:
             if time.perf_counter() - t0 > 180:
                 raise ExactnessError("recovery: /metrics never matched: " + "; ".join(last_diff))
             time.sleep(0.25)
-        self.cx_worker = new
+        self.stop(new)
         self.data["recovery"] = {"seconds": seconds, "series_compared": len(want),
                                  "windows_left_out": sorted(moved)}  # fmt: skip
         left = f"; left out (edge moved): {','.join(sorted(moved))}" if moved else ""
@@ -263,7 +268,7 @@ class Suite:
                  "<= 10 s", seconds <= 10)  # fmt: skip
 
     def s_scale(self) -> None:
-        self.stop(self.cx_worker)  # nothing else may share the cores
+        self.stop(self.cx_worker)  # nothing else may share the cores (if recovery did not run)
         rates = {1: self.cx_rate}
         counts = {1: self.cx_counts}
         for n in (2, 3):
@@ -286,15 +291,21 @@ class Suite:
                  all(exact.values()) and same)  # fmt: skip
 
     def s_latency(self) -> None:
-        # The worker that recovered the main run's state takes the load: a
-        # realistic worker, and no start-up to wait for.
+        # Own topics: the main ones must keep exactly the pre-filled events.
         rate = 0.5 * self.cx_rate
-        topics, w = self.main_topics, self.cx_worker
+        topics = self.topics("latency")
+        w = self.worker("latency", topics, f"{topics.prefix}-app")
+        w.wait_up()
         wait_settled([w])
+        # Warm-up: the same load until the worker has caught up with it, so
+        # the figures are the steady state, not the first fetches' start-up.
+        warm = self.driver("rate", topics, "--rate", str(rate), "--seconds", "3", "--seed", "12")
+        h.wait_processed([w], warm["sent"], self.mode.timeout_s)
         probe_every = max(2, int(rate / 20))  # ~20 probes a second
         alert_every = probe_every * 4 + 1  # ~5 detractor responses a second
         line = 'cx_tickets_created_total{channel="bench",priority="normal",team="probe"}'
         polls: list[tuple[float, float]] = []
+        ingested: list[tuple[float, float]] = []  # cx_events_total: how far ingest is
         alerts_seen: dict[str, float] = {}
         stop = threading.Event()
 
@@ -304,9 +315,14 @@ class Suite:
                 try:
                     text = w.metrics_text()
                     t = time.time()
-                    value = next((float(x.rsplit(" ", 1)[1]) for x in text.splitlines()
-                                  if x.startswith(line)), 0.0)  # fmt: skip
+                    value, events = 0.0, 0.0
+                    for x in text.splitlines():
+                        if x.startswith(line):
+                            value = float(x.rsplit(" ", 1)[1])
+                        elif x.startswith("cx_events_total{"):
+                            events += float(x.rsplit(" ", 1)[1])
                     polls.append((t, value))
+                    ingested.append((t, events))
                 except OSError:
                     pass
                 time.sleep(max(0.0, t_next - time.time()))
@@ -345,6 +361,9 @@ class Suite:
             stop.set()
             for t in threads:
                 t.join()
+        self.stop(w)
+        t_end = res["started"] + res["seconds"]
+        behind = next((c for t, c in reversed(ingested) if t <= t_end), 0.0)
         # A probe still invisible after the drain (the worker fell behind)
         # counts as infinitely late: the percentiles then say so.
         inf = float("inf")
@@ -360,9 +379,13 @@ class Suite:
             "probes": len(probe_lat), "metrics_p50_s": p50, "metrics_p99_s": p99,
             "alerts": len(alert_lat), "alert_p50_s": quantile(alert_lat, 0.5), "alert_p99_s": a99,
             "unseen_probes": unseen, "alerts_missing": missing,
+            "ingested_when_driver_stopped": behind, "sent": res["sent"],
             "probe_latencies_s": [round(x, 3) for x in probe_lat],
         }  # fmt: skip
-        load = f"at {res['rate']:,.0f} events/s (50 % of {2 * rate:,.0f})"
+        load = (
+            f"at {res['rate']:,.0f} events/s (50 % of {2 * rate:,.0f}; "
+            f"{behind:,.0f} of {res['sent']:,} counted on /metrics when the driver stopped)"
+        )
         drain = f"{max(30.0, 2 * self.mode.latency_s):.0f} s after the run"
         self.row("4 latency event->/metrics",
                  f"p50 {ms(p50)}, p99 {ms(p99)} {load}, {len(probe_lat)} probes"
@@ -532,7 +555,9 @@ def wait_settled(ws: list[h.Worker], timeout_s: float = 120.0) -> None:
             return
         time.sleep(0.5)
     names = ", ".join(w.name for w in ws)
-    raise h.HarnessError(f"{names}: not settled within {timeout_s:.0f}s (partitions owned: {owned})")
+    raise h.HarnessError(
+        f"{names}: not settled within {timeout_s:.0f}s (partitions owned: {owned})"
+    )
 
 
 def match_counts(sends: list[float], polls: list[tuple[float, float]]) -> list[float]:
