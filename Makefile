@@ -36,7 +36,7 @@ typecheck: ## mypy --strict
 
 check: lint typecheck test ## everything CI checks
 
-bench: setup ## the benchmark suite (own broker, about an hour): figures vs goals, bench/results/latest.json
+bench: setup ## the benchmark suite (own broker, over an hour): figures vs goals in bench/results/latest.json
 	@$(PY) bench/suite.py
 
 bench-smoke: setup ## every benchmark at small scale (a few minutes); fails only if the harness or exactness does
