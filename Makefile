@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help setup demo test test-unit test-integration fmt lint typecheck check bench kafka-start kafka-stop clean
+.PHONY: help setup demo test test-unit test-integration fmt lint typecheck check bench bench-smoke kafka-start kafka-stop clean
 
 help: ## list the tasks
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -36,8 +36,11 @@ typecheck: ## mypy --strict
 
 check: lint typecheck test ## everything CI checks
 
-bench: setup ## benchmarks: print figures, assert nothing
-	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+bench: setup ## the benchmark suite (own broker, over an hour): figures vs goals in bench/results/latest.json
+	@$(PY) bench/suite.py
+
+bench-smoke: setup ## every benchmark at small scale (a few minutes); fails only if the harness or exactness does
+	@$(PY) bench/suite.py --smoke --json bench/results/smoke.json
 
 kafka-start: setup ## a local broker on 127.0.0.1:9092 (state in .cx-run/kafka)
 	@deploy/kafka-local/kafka.sh start
