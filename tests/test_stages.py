@@ -410,3 +410,36 @@ def test_late_counts_once_per_accepted_event_never_for_a_duplicate() -> None:
     assert h.registry.get_sample_value("cx_events_total", duplicate) == 2
     h.run_tickets(h.route)  # an at-least-once replay of the batch
     assert late_total() == 1
+
+
+def test_a_key_stored_after_the_build_is_loaded_never_restarted() -> None:
+    """A stage that built its states before a partition's rows reached the
+    table (a partition recovered after the build) must load the stored state,
+    not start the key afresh and overwrite it."""
+    tickets, surveys = _story()
+    straight = Harness()
+    straight.feed("tickets", tickets)
+    straight.feed("surveys", surveys)
+    for rec in straight.route:  # one batch each: one observations record per event
+        straight.run_tickets([rec])
+    straight.run_aggregate(straight.obs)
+
+    h = Harness()
+    stale = AggregateStage(
+        h.settings, h.metrics, h.windows_table, NoAlerts(), h._alert, h.clock.now_us
+    )
+    assert list(stale.snapshot_states({0})) == []  # built while the table was empty
+    h.feed("tickets", tickets)
+    h.feed("surveys", surveys)
+    for rec in h.route:
+        h.run_tickets([rec])
+    first, rest = h.obs[:2], h.obs[2:]
+    assert {r.key for r in first} & {r.key for r in rest}  # the same key in both
+    h.run_aggregate(first)  # another owner wrote this key's rows meanwhile
+    asyncio.run(stale.handle_batch(rest))
+    reloaded = AggregateStage(
+        h.settings, h.metrics, h.windows_table, NoAlerts(), h._alert, h.clock.now_us
+    )
+    now = h.clock.now_us()
+    got = sorted((k, s.windows(now), s.counters()) for k, s in reloaded.snapshot_states({0}))
+    assert got == _windows(straight)

@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from streams.domain.windows import DimsState
+from streams.domain.windows import META_ROW, DimsState
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.pipeline.envelope import TICK_KEY, decode_batch, dims_from_key
 from streams.pipeline.records import Record
@@ -75,35 +75,34 @@ class AggregateStage:
         self._recovered = recovered
         self._partitions = settings.partitions
         self._states: dict[bytes, DimsState] = {}
-        self._owned: frozenset[int] | None = None  # partitions _states was built for
-        self._assigned: frozenset[int] | None = None  # None: every partition (tests)
+        self._built = False  # _states reflects the table since the last assignment
 
     # -- the in-memory states ------------------------------------------------
 
-    def assign(self, partitions: set[int] | None) -> None:
-        """The worker's active partitions changed (or ``None``: unknown yet).
-        States are rebuilt from the table at the next use, once recovered:
-        while a partition was elsewhere, another worker may have changed it."""
-        self._owned = None
+    def assign(self, partitions: set[int] | None = None) -> None:
+        """The worker's assignment changed: states are rebuilt from the table
+        at the next use, once recovered (while a partition was elsewhere,
+        another worker may have changed it). Every key the table holds is
+        loaded, standby copies too, so no partition is ever missed because
+        the assignment was read at the wrong moment; only active partitions
+        are published."""
+        self._built = False
         self._states.clear()
-        self._assigned = None if partitions is None else frozenset(partitions)
 
     def _ensure_built(self, force: bool = False) -> bool:
-        if self._owned is not None:
+        if self._built:
             return True
         if not force and not self._recovered():
             return False
-        owned = self._assigned
         grouped: dict[bytes, list[tuple[bytes, bytes]]] = defaultdict(list)
         for key, raw in list(self.table.items()):
             owner, row_id = split_row_key(key)
-            if owned is None or key_partition(owner, self._partitions) in owned:
-                grouped[owner].append((row_id, raw))
+            grouped[owner].append((row_id, raw))
         self._states = {
             owner: DimsState.from_rows(dims_from_key(owner), rows, self.settings.windows)
             for owner, rows in grouped.items()
         }
-        self._owned = owned if owned is not None else frozenset()
+        self._built = True
         log.info(
             "windows: %d keys loaded from %d rows",
             len(self._states),
@@ -114,7 +113,14 @@ class AggregateStage:
     def _state(self, key: bytes) -> DimsState:
         state = self._states.get(key)
         if state is None:
-            state = self._states[key] = DimsState.new(dims_from_key(key), self.settings.windows)
+            # A key the table holds but memory does not (its partition was
+            # recovered after the build) is loaded, never started afresh:
+            # a fresh state would overwrite the stored one.
+            if row_key(key, META_ROW) in self.table:
+                state = self._reload(key)
+            else:
+                state = DimsState.new(dims_from_key(key), self.settings.windows)
+            self._states[key] = state
         return state
 
     def _reload(self, key: bytes) -> DimsState:

@@ -150,7 +150,6 @@ class Pipeline:
             self._send_internal_deadletter,
             recovered=self._recovered,
         )
-        self.aggregate.assign(set())  # nothing is ours before the first assignment
         self._on_alert = on_alert
         self.alerter = alerter
         if hasattr(alerter, "metrics"):
@@ -234,11 +233,11 @@ class Pipeline:
         # rebuilds them from the table after every change of assignment.
         @app.on_partitions_revoked.connect  # type: ignore[arg-type]
         async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
-            self.aggregate.assign(set())
+            self.aggregate.assign()
 
         @app.on_partitions_assigned.connect  # type: ignore[arg-type]
         async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
-            self.aggregate.assign(self._active_partitions(self.obs_topic.get_topic_name()))
+            self.aggregate.assign()
 
         async def ingest(stream: Any, source: str) -> AsyncIterator[None]:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
