@@ -20,8 +20,12 @@ def run_worker(settings: Settings) -> int:
     from streams.kafka_tools import ensure_topics, partition_counts
     from streams.pipeline.alerts import build_alerter
     from streams.pipeline.app import Pipeline
+    from streams.pipeline.tickets_stage import load_schedules_setting
 
-    alerter, forwarder = build_alerter(settings)  # rules errors stop us here, before Kafka
+    # Rules and schedules errors stop us here, before Kafka; the schedules
+    # file is loaded once for the ticket stage and the alerter.
+    schedules = load_schedules_setting(settings)
+    alerter, forwarder = build_alerter(settings, schedules)
     log.info(
         "connecting to Kafka at %s (%s)", settings.bootstrap, settings.kafka_security.describe()
     )
@@ -59,6 +63,7 @@ def run_worker(settings: Settings) -> int:
         alerter,
         on_alert=forwarder.submit_bytes if forwarder is not None else None,
         in_place_topics=in_place,
+        schedules=schedules,
     )
     if forwarder is not None:
         # Started and stopped with the app (app.service() needs autodiscovery).

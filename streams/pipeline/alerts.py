@@ -17,11 +17,11 @@ from streams.domain.alerting import AlertBook, AlertEvent, detractor_events
 from streams.domain.confidence import WindowBounds
 from streams.domain.rules import RuleSet, default_ruleset, load_rules
 from streams.domain.rules.defaults import DEFAULT_SLA_AT_RISK, SlaAtRiskRule
+from streams.domain.schedules import SchedulesConfig
 from streams.domain.sla_alerts import at_risk_counts, evaluate_sla_alerts, sla_firing
 from streams.domain.windows import DimsState
 from streams.errors import RulesError, SettingsError
 from streams.exposition.pipeline_metrics import PipelineMetrics
-from streams.pipeline.tickets_stage import load_schedules_setting
 from streams.settings import Settings
 
 
@@ -92,9 +92,11 @@ class RuleAlerter:
         return out
 
 
-def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarder | None]:
+def build_alerter(
+    settings: Settings, schedules: SchedulesConfig | None = None
+) -> tuple[RuleAlerter, AlertmanagerForwarder | None]:
     """Rules from --rules (or the built-in defaults); errors name the file and
-    line. CxSlaAtRisk is on when --schedules has SLA policies."""
+    line. CxSlaAtRisk is on when the schedules file has SLA policies."""
     window_names = [w.name for w in settings.windows]
     if settings.rules is None:
         rules = default_ruleset(window_names)
@@ -106,7 +108,6 @@ def build_alerter(settings: Settings) -> tuple[RuleAlerter, AlertmanagerForwarde
     forwarder = None
     if settings.alertmanager_url:
         forwarder = AlertmanagerForwarder(settings.alertmanager_url)
-    schedules = load_schedules_setting(settings)
     sla_rule = DEFAULT_SLA_AT_RISK if schedules is not None and schedules.sla is not None else None
     alerter = RuleAlerter(
         rules, settings.dimensions, forwarder, WindowBounds(settings.confidence), sla_rule

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from streams.domain.clock import Clock
 from streams.domain.confidence import WindowBounds
+from streams.domain.schedules import SchedulesConfig
 from streams.exposition.collectors import CxCollector, KeyView
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.kafka_security import faust_credentials, ssl_context
@@ -75,6 +76,7 @@ class Pipeline:
         alerter: Alerter,
         on_alert: Any = None,
         in_place_topics: frozenset[str] = frozenset(),
+        schedules: SchedulesConfig | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -139,6 +141,7 @@ class Pipeline:
             self._send_observation,
             self._send_deadletter,
             clock.now_us,
+            schedules,
         )
         self.aggregate = AggregateStage(
             s,

@@ -59,6 +59,7 @@ class TicketStage:
         send_observations: SendObservations,
         send_deadletter: SendDeadletter,
         now_us: Callable[[], int],
+        schedules: SchedulesConfig | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -70,7 +71,7 @@ class TicketStage:
         self._dedup_us = int(settings.dedup_horizon_s * US_PER_S)
         self._retention_us = int(settings.ticket_retention_s * US_PER_S)
         self._lock = asyncio.Lock()
-        self.schedules = load_schedules_setting(settings)
+        self.schedules = schedules
 
     def _load(self, key: bytes) -> RouteState:
         raw = self.table.get(key)
