@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import murmur2
-from kafka import KafkaAdminClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.admin import NewTopic
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -390,7 +390,7 @@ class Worker:
                 "--web-port", str(self.port),
                 "--web-host", "127.0.0.1",
                 "--data-dir", str(self.dir / "state"),
-                "--log-level", "warning",
+                "--log-level", os.environ.get("CX_BENCH_LOG_LEVEL", "warning"),
                 *topics.flags(app_id),
                 *(extra or []),
             ]  # fmt: skip
@@ -503,6 +503,61 @@ def wait_processed(
         if time.perf_counter() - t0 > timeout_s:
             raise HarnessError(f"only {done:.0f} of {n:.0f} events processed in {timeout_s:.0f}s")
         time.sleep(interval_s)
+
+
+def group_offsets(
+    bootstrap: str, app_id: str, topics: BenchTopics
+) -> tuple[dict[tuple[str, int], int], dict[tuple[str, int], int]]:
+    """(committed, end) offsets of the app's group over its input topics and
+    its internal ones (route, observations; not the changelogs, which no
+    consumer group commits)."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        if hasattr(admin, "list_group_offsets"):  # kafka-python 3 renamed the call
+            raw = dict(admin.list_group_offsets(app_id).get(app_id, {}))
+        else:
+            raw = dict(admin.list_consumer_group_offsets(app_id))
+        committed = {(tp.topic, tp.partition): max(0, meta.offset) for tp, meta in raw.items()}
+        names = {topics.tickets, topics.surveys} | {
+            t
+            for t in consumer.topics()
+            if t.startswith(app_id + "-") and not t.endswith("-changelog") and "__" not in t
+        }
+        tps = [
+            TopicPartition(t, p)
+            for t in sorted(names)
+            for p in consumer.partitions_for_topic(t) or ()
+        ]
+        ends = {(tp.topic, tp.partition): int(o) for tp, o in consumer.end_offsets(tps).items()}
+        return committed, ends
+    finally:
+        consumer.close()
+        admin.close()
+
+
+def wait_lag_zero(
+    bootstrap: str, app_id: str, topics: BenchTopics, workers: list[Worker], timeout_s: float
+) -> float:
+    """Seconds until the group has committed past everything written so far,
+    internal records included: three rounds (input, then route, then
+    observations), each against a snapshot of end offsets, because timer
+    ticks keep arriving on the internal topics."""
+    t0 = time.perf_counter()
+    for _round in range(3):
+        _, target = group_offsets(bootstrap, app_id, topics)
+        while True:
+            committed, _ = group_offsets(bootstrap, app_id, topics)
+            behind = {tp: end - committed.get(tp, 0) for tp, end in target.items()}
+            if all(v <= 0 for v in behind.values()):
+                break
+            if time.perf_counter() - t0 > timeout_s:
+                late = {f"{t}[{p}]": v for (t, p), v in sorted(behind.items()) if v > 0}
+                raise HarnessError(f"lag not zero within {timeout_s:.0f}s: {late}")
+            for w in workers:
+                w.check_alive()
+            time.sleep(0.5)
+    return time.perf_counter() - t0
 
 
 def settle(workers: list[Worker], quiet_s: float = 2.0, timeout_s: float = 60.0) -> None:

@@ -160,12 +160,47 @@ class Suite:
         ws = [self.worker(f"{name}-{i}", self.main_topics, app_id) for i in range(workers)]
         for w in ws:
             w.wait_up()
+        t0 = time.perf_counter()
         prog = h.wait_processed(ws, self.n, self.mode.timeout_s)
         rate = prog.rate(self.n)
-        wait_settled(ws)
-        h.settle(ws, quiet_s=2.0 * len(ws))
-        counts = h.sum_counts(h.counts_from_samples(w.samples()) for w in ws)
-        return rate, ws, counts
+        # Ingested is not yet counted: the route and observation records the
+        # input caused are still on their way. Numbers are read once the
+        # group has consumed everything and no worker is rebalancing (a
+        # worker takes over a partition's numbers only once recovered).
+        lag_s = h.wait_lag_zero(self.bootstrap, app_id, self.main_topics, ws, self.mode.timeout_s)
+        # From the first poll that saw events (as the ingest rate) to lag 0.
+        t_a, c_a = next(((t, c) for t, c in prog.samples if c > 0), (0.0, 0.0))
+        end_to_end = (self.n - c_a) / max(1e-9, time.perf_counter() - t0 - t_a)
+        counts, exact_s = self.read_counts(ws)
+        self.say(
+            f"{name}: ingest {rate:,.0f} events/s, end to end (lag 0) {end_to_end:,.0f} events/s; "
+            f"lag 0 {lag_s:.1f} s after the last ingest, "
+            + (f"exact {exact_s:.1f} s after lag 0" if exact_s is not None else "never exact")
+        )
+        self.data.setdefault("runs", {})[name] = {
+            "ingest_events_per_s": rate,
+            "end_to_end_events_per_s": end_to_end,
+            "lag_zero_after_ingest_s": lag_s,
+            "exact_after_lag_zero_s": exact_s,
+        }
+        return end_to_end, ws, counts
+
+    def read_counts(
+        self, ws: list[h.Worker], timeout_s: float = 60.0
+    ) -> tuple[dict[str, dict[str, int]], float | None]:
+        """The workers' summed numbers once settled: polled until they equal
+        the expected ones (seconds taken) or the timeout (None: not exact,
+        the caller reports the differences)."""
+        t0 = time.perf_counter()
+        counts: dict[str, dict[str, int]] = {}
+        while True:
+            wait_settled(ws)
+            counts = h.sum_counts(h.counts_from_samples(w.samples()) for w in ws)
+            if not h.diff_counts(counts, self.expected):
+                return counts, time.perf_counter() - t0
+            if time.perf_counter() - t0 > timeout_s:
+                return counts, None
+            time.sleep(0.5)
 
     def few_keys(self, keys: int) -> str:
         return f" (n/a: {keys} keys in this run)" if keys < 1000 else ""

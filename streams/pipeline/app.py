@@ -32,6 +32,7 @@ from streams.pipeline.envelope import (
 )
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.liveness import Liveness, interval_s
+from streams.pipeline.offsets import guard_stream_positions
 from streams.pipeline.records import Record
 from streams.pipeline.tables import (
     RouteKeyTable,
@@ -116,6 +117,7 @@ class Pipeline:
             broker_heartbeat_interval=3.0,
         )
         app = self.app
+        guard_stream_positions(app)
         self.tickets_topic = app.topic(s.tickets_topic, **RAW)
         self.surveys_topic = app.topic(s.surveys_topic, **RAW)
         self.route_topic = app.topic(
