@@ -77,6 +77,7 @@ class Run:
         self.cluster = Cluster(bootstrap, self.topics, data, PARTITIONS, extra, inject)
         self.notes: list[str] = []
         self.started = time.monotonic()
+        self.cold = cold
         if cold:
             # The whole main log is waiting before any worker exists: they
             # start together on a new group, rebalancing while they work.
@@ -114,16 +115,22 @@ class Run:
         alerts, dead letters."""
         c = self.cluster
         problems: list[str] = []
-        if not c.restarted:
-            problems += c.diff(("process",))
-        else:
+        if c.restarted:
             self.notes.append("cx_events_* not compared (a worker process restarted)")
+        elif self.cold:
+            # Workers joining mid-batch make the group move on while an
+            # owner's last commit is still in flight; that commit is refused
+            # and its records are delivered again (at least once): they count
+            # again per process and may be dead-lettered twice.
+            self.notes.append("cx_events_* not compared (rebalances while nothing was committed)")
+        else:
+            problems += c.diff(("process",))
         from tests.faults import oracle
 
         exp = oracle.expect(c.sent, time.time(), events.BOOM_PREFIX if c.inject else None)
         problems += check_alerts(c.alerts(), exp.nps_low, events.ALERT_DIMS)
         problems += check_deadletters(
-            c.deadletters(), c.sent, self.topics, copies_ok=bool(c.restarted)
+            c.deadletters(), c.sent, self.topics, copies_ok=bool(c.restarted) or self.cold
         )
         assert not problems, "\n".join(problems)
 
