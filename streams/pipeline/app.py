@@ -21,6 +21,7 @@ from streams.domain.confidence import WindowBounds
 from streams.domain.schedules import SchedulesConfig
 from streams.exposition.collectors import CxCollector, KeyView
 from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.exposition.text import generate
 from streams.kafka_security import faust_credentials, ssl_context
 from streams.pipeline.aggregate_stage import AggregateStage, Alerter
 from streams.pipeline.envelope import (
@@ -316,9 +317,9 @@ class Pipeline:
 
         @app.page("/metrics")
         async def metrics_view(web: Any, request: Any) -> Any:
-            from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+            from prometheus_client import CONTENT_TYPE_LATEST
 
-            body = generate_latest(self.registry)
+            body = generate(self.registry)
             return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         @app.page("/healthz")

@@ -1,0 +1,92 @@
+"""The Prometheus text format, byte for byte as prometheus_client writes it,
+at a fraction of its cost.
+
+``prometheus_client.generate_latest`` validates and escapes every label
+name and value of every sample on every scrape: about 10 us a line, 80 % of
+a scrape of cxstream's few thousand window and counter series per key set
+(the collector itself takes the rest). The names and values repeat from one
+sample and one scrape to the next, so here each label set's rendered text is
+kept in a bounded cache keyed by the label pairs as given; the value is
+formatted as prometheus_client formats it. Families this fast path does not
+handle (timestamps, OpenMetrics-only samples such as ``_created``) are
+handed to prometheus_client whole, so the output stays identical (a test
+compares the two on a full worker registry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, cast
+
+from prometheus_client import generate_latest, utils
+from prometheus_client.openmetrics import exposition as om
+
+#: prometheus_client's value formatting (untyped there)
+_value = cast(Callable[[float], str], utils.floatToGoString)
+
+#: label pairs -> rendered ``{...}`` text; cleared when it grows past this
+#: (label values are bounded by design, so this is a safety net only)
+_CACHE_MAX = 200_000
+_labels: dict[tuple[tuple[str, str], ...], str] = {}
+_names: dict[str, str] = {}
+#: how prometheus_client renames a family's type in the text format
+_TYPES = {"info": "gauge", "stateset": "gauge", "gaugehistogram": "histogram", "unknown": "untyped"}
+_SUFFIX = {"counter": "_total", "info": "_info"}
+_OM_ONLY = ("_created", "_gsum", "_gcount")
+
+
+class _One:
+    """One family as a collector, for prometheus_client's own formatting."""
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+
+    def collect(self) -> list[Any]:
+        return [self.metric]
+
+
+def _name(name: str) -> str:
+    out = _names.get(name)
+    if out is None:
+        out = _names[name] = om.escape_metric_name(name, om.UNDERSCORES)
+    return out
+
+
+def _label_text(pairs: tuple[tuple[str, str], ...]) -> str:
+    text = _labels.get(pairs)
+    if text is None:
+        if len(_labels) >= _CACHE_MAX:
+            _labels.clear()
+        body = ",".join(
+            # The arguments generate_latest passes (its third is typed as a
+            # callable, and False is what it gives).
+            f'{om.escape_label_name(k, om.UNDERSCORES)}="{om._escape(v, om.ALLOWUTF8, False)}"'  # type: ignore[arg-type]
+            for k, v in sorted(pairs)
+        )
+        text = _labels[pairs] = "{" + body + "}" if body else ""
+    return text
+
+
+def _simple(metric: Any) -> bool:
+    prefix = metric.name
+    return all(
+        s.timestamp is None and not any(s.name == prefix + suf for suf in _OM_ONLY)
+        for s in metric.samples
+    )
+
+
+def generate(registry: Any) -> bytes:
+    """What ``generate_latest(registry)`` returns (default escaping)."""
+    out: list[str] = []
+    append = out.append
+    for metric in registry.collect():
+        if not _simple(metric):
+            append(generate_latest(_One(metric)).decode("utf-8"))
+            continue
+        mname = _name(metric.name + _SUFFIX.get(metric.type, ""))
+        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+        append(f"# HELP {mname} {doc}\n# TYPE {mname} {_TYPES.get(metric.type, metric.type)}\n")
+        for s in metric.samples:
+            labels = _label_text(tuple(s.labels.items())) if s.labels else ""
+            append(f"{_name(s.name)}{labels} {_value(s.value)}\n")
+    return "".join(out).encode("utf-8")

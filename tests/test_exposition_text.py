@@ -1,0 +1,144 @@
+"""The fast text exposition (streams/exposition/text.py) writes exactly what
+prometheus_client's ``generate_latest`` writes: compared byte for byte on a
+worker-like registry (window, counter and histogram families of real states
+built by the stages from generated traffic, the pipeline's own metrics,
+process and platform collectors) and on the cases it hands back to
+prometheus_client (``_created`` samples, timestamps) or must escape."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from typing import Any
+
+import orjson
+from prometheus_client import (
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+
+from streams.domain.clock import ManualClock
+from streams.domain.confidence import WindowBounds
+from streams.exposition.collectors import CxCollector, KeyView
+from streams.exposition.pipeline_metrics import PipelineMetrics
+from streams.exposition.text import generate
+from streams.generate import generate as generate_events
+from streams.pipeline.aggregate_stage import AggregateStage
+from streams.pipeline.envelope import Provenance, dims_from_key
+from streams.pipeline.ingest import Ingest
+from streams.pipeline.records import Record
+from streams.pipeline.tables import key_partition
+from streams.pipeline.tickets_stage import TicketStage
+from streams.settings import Settings
+
+
+class NoAlerts:
+    def evaluate(self, dims: Any, state: Any, now_us: int) -> list[dict[str, Any]]:
+        return []
+
+    def detractor(self, dims: Any, state: Any, response: Any, now_us: int) -> list[dict[str, Any]]:
+        return []
+
+
+class Frozen:
+    """The families of one collection of a registry, collected again as they were."""
+
+    def __init__(self, reg: CollectorRegistry) -> None:
+        self.families = list(reg.collect())
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
+def _states(n: int = 3000) -> tuple[list[Any], int]:
+    """(key, state) pairs after n generated events went through the stages."""
+    now_s = time.time()
+    buf = io.BytesIO()
+    generate_events(buf, n, seed=5, start_s=now_s - 3 * 86_400, end_s=now_s)
+    events = buf.getvalue().splitlines()
+    settings = Settings(partitions=4)
+    metrics = PipelineMetrics(CollectorRegistry())
+    clock = ManualClock(int(now_s * 1_000_000))
+    route: list[list[Record]] = [[] for _ in range(4)]
+    obs: list[list[Record]] = [[] for _ in range(4)]
+
+    def put(topic: list[list[Record]], key: bytes, value: bytes, headers: dict[str, bytes]) -> None:
+        p = key_partition(key, 4)
+        topic[p].append(Record(key, value, headers, p, len(topic[p])))
+
+    async def send_route(key: bytes, value: bytes, headers: list[tuple[str, bytes]]) -> None:
+        put(route, key, value, dict(headers))
+
+    async def send_obs(key: bytes, value: bytes) -> None:
+        put(obs, key, value, {})
+
+    async def dead(*_: Any) -> None:
+        pass
+
+    ingest = Ingest(settings, metrics, send_route, dead)
+    tickets = TicketStage(settings, metrics, {}, send_obs, dead, clock.now_us)
+    aggregate = AggregateStage(settings, metrics, {}, NoAlerts(), dead, clock.now_us)
+
+    async def go() -> None:
+        for i, raw in enumerate(events):
+            source = "tickets" if orjson.loads(raw)["type"].startswith("ticket.") else "surveys"
+            await ingest.handle(Provenance(source, source, 0, i, None, clock.now_us()), raw)
+        for part in route:
+            await tickets.handle_batch(part)
+        for part in obs:
+            await aggregate.handle_batch(part)
+
+    asyncio.run(go())
+    return list(aggregate.snapshot_states(set(range(4)))), clock.now_us()
+
+
+def test_a_worker_registry_is_written_byte_for_byte_as_prometheus_client_writes_it() -> None:
+    states, now = _states()
+    assert len(states) > 10  # many (channel, team) keys, every family present
+
+    def views() -> list[KeyView]:
+        return [
+            KeyView(
+                dims_from_key(k), s.windows(now), s.counters(now), {("CxNpsLow", "page"): 1}, now
+            )
+            for k, s in states
+        ]
+
+    reg = CollectorRegistry()
+    reg.register(
+        CxCollector(["channel", "team"], views, WindowBounds(0.95), business=True, sla=True)
+    )
+    PipelineMetrics(reg).table_writes.labels("windows").inc(3)
+    reg.register(PROCESS_COLLECTOR)
+    reg.register(PLATFORM_COLLECTOR)
+    frozen = Frozen(reg)  # one collection for both (process CPU time moves on)
+    want = generate_latest(frozen)
+    assert want.count(b"\n") > 1000
+    assert generate(frozen) == want
+    assert generate(frozen) == want  # and again, from the caches
+
+
+def test_escaping_created_samples_timestamps_and_other_types_match() -> None:
+    reg = CollectorRegistry()
+    c = Counter("demo_events", "Events with a \\ and a\nnewline.", ["team"], registry=reg)
+    c.labels('a "quoted" \\ back\nslash').inc()  # _created samples: handed over whole
+    Gauge("demo_gauge", "A gauge.", ["le"], registry=reg).labels("+Inf").set(float("nan"))
+    Histogram("demo_seconds", "A histogram.", registry=reg).observe(0.3)
+    Info("demo_build", "Build.", registry=reg).info({"version": "1.2"})
+
+    class Stamped:
+        def collect(self) -> list[Any]:
+            fam = GaugeMetricFamily("demo_stamped", "With a timestamp.", labels=["k"])
+            fam.add_metric(["v"], 1.5, timestamp=1_700_000_000.25)
+            return [fam]
+
+    reg.register(Stamped())
+    assert generate(reg) == generate_latest(reg)
