@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.faults import oracle
@@ -477,10 +478,19 @@ class Cluster:
 
 
 def _group_offsets(admin: KafkaAdminClient, group: str) -> dict[TopicPartition, Any]:
-    """Committed offsets of a group (kafka-python 3 renamed the call)."""
-    if hasattr(admin, "list_group_offsets"):
-        return dict(admin.list_group_offsets(group).get(group, {}))
-    return dict(admin.list_consumer_group_offsets(group))
+    """Committed offsets of a group (kafka-python 3 renamed the call). Right
+    after a broker restart the group's coordinator may still be loading:
+    retriable errors are retried for a while, as a client would."""
+    deadline = time.monotonic() + 30.0
+    while True:
+        try:
+            if hasattr(admin, "list_group_offsets"):
+                return dict(admin.list_group_offsets(group).get(group, {}))
+            return dict(admin.list_consumer_group_offsets(group))
+        except KafkaError as exc:
+            if not exc.retriable or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def _by_offset(records: list[Any]) -> list[Any]:
