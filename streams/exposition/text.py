@@ -1,5 +1,5 @@
 """The Prometheus text format, byte for byte as prometheus_client writes it,
-at a fraction of its cost.
+in about half the time.
 
 ``prometheus_client.generate_latest`` validates and escapes every label
 name and value of every sample on every scrape: about 10 us a line, 80 % of
@@ -68,11 +68,8 @@ def _label_text(pairs: tuple[tuple[str, str], ...]) -> str:
 
 
 def _simple(metric: Any) -> bool:
-    prefix = metric.name
-    return all(
-        s.timestamp is None and not any(s.name == prefix + suf for suf in _OM_ONLY)
-        for s in metric.samples
-    )
+    om_only = {metric.name + suffix for suffix in _OM_ONLY}
+    return all(s.timestamp is None and s.name not in om_only for s in metric.samples)
 
 
 def generate(registry: Any) -> bytes:

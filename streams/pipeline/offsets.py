@@ -2,7 +2,7 @@
 
 Every stage judges replays by per-partition high-water marks, so each
 partition must be read in offset order from its committed offset, without
-gaps. Faust (faust-streaming 0.11) breaks that in two ways once tables are
+gaps. Faust (faust-streaming 0.15.3, the version tested) breaks that in two ways once tables are
 recovered, both seen on a real broker as lost numbers:
 
 1. It resumes fetching the stream partitions *before* seeking them to their
