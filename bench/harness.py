@@ -263,6 +263,35 @@ def create_topics(bootstrap: str, topics: BenchTopics, partitions: int = PARTITI
         admin.close()
 
 
+def create_changelogs(
+    bootstrap: str, app_id: str, tables: Iterable[str], partitions: int = PARTITIONS
+) -> None:
+    """Create a Faust app's changelog topics (compacted) and wait until the
+    broker's metadata shows all their partitions. A Faust app creating them
+    itself at start-up can read their metadata before it is complete and
+    stop with PartitionsMismatch ("0 partitions")."""
+    names = [f"{app_id}-{table}-changelog" for table in tables]
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics(
+            [NewTopic(n, partitions, 1, topic_configs={"cleanup.policy": "compact"}) for n in names]
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            described = {
+                d["name"]: len(d["partitions"])
+                for d in admin.describe_topics(names)
+                if d["error_code"] == 0
+            }
+            if all(described.get(n) == partitions for n in names):
+                return
+            if time.monotonic() > deadline:
+                raise HarnessError(f"changelog topics not ready in 30s: {described}")
+            time.sleep(0.2)
+    finally:
+        admin.close()
+
+
 def route(topics: BenchTopics, raw: bytes) -> tuple[str, bytes]:
     """The input topic and key of an event: keyed by ticket id, the key
     cxstream asks sources to use (surveys without one by event id)."""
@@ -490,18 +519,31 @@ class Progress:
 
 
 def wait_processed(
-    workers: list[Worker], n: float, timeout_s: float, interval_s: float = 1.0
+    workers: list[Worker],
+    n: float,
+    timeout_s: float,
+    interval_s: float = 1.0,
+    stall_s: float = 120.0,
 ) -> Progress:
-    """Poll until the workers together have counted n events."""
+    """Poll until the workers together have counted n events. Fails at
+    timeout_s, or sooner when the count has not moved for stall_s (a worker
+    that skipped records never reaches n: no reason to wait the whole run)."""
     prog = Progress()
     t0 = time.perf_counter()
+    last, moved = -1.0, t0
     while True:
         done = sum(max(0.0, w.processed()) for w in workers)
-        prog.samples.append((time.perf_counter() - t0, done))
+        now = time.perf_counter()
+        prog.samples.append((now - t0, done))
         if done >= n:
             return prog
-        if time.perf_counter() - t0 > timeout_s:
-            raise HarnessError(f"only {done:.0f} of {n:.0f} events processed in {timeout_s:.0f}s")
+        if done != last:
+            last, moved = done, now
+        if now - t0 > timeout_s or now - moved > stall_s:
+            why = "" if now - t0 > timeout_s else f", none for the last {now - moved:.0f}s"
+            raise HarnessError(
+                f"only {done:.0f} of {n:.0f} events processed in {now - t0:.0f}s{why}"
+            )
         time.sleep(interval_s)
 
 

@@ -233,6 +233,7 @@ class Suite:
                  "NAIVE_DATA_DIR": "{dir}/state"},
         )  # fmt: skip
         w.dir.joinpath("state").mkdir(exist_ok=True)
+        h.create_changelogs(self.bootstrap, app_id, ("seen", "tickets", "counts"))
         w.processed = lambda: naive_processed(w)  # type: ignore[method-assign]
         w.wait_up()
         prog = h.wait_processed([w], self.n, self.mode.timeout_s * 3)
