@@ -451,8 +451,10 @@ class Worker:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
             return bytes(resp.read())
 
-    def metrics_text(self) -> str:
-        return self.get("/metrics").decode()
+    def metrics_text(self, *names: str) -> str:
+        """The exposition; with names, only those samples (``?name[]=``)."""
+        query = "&".join(f"name[]={n}" for n in names)
+        return self.get("/metrics" + (f"?{query}" if query else "")).decode()
 
     def samples(self) -> Samples:
         return parse_metrics(self.metrics_text())

@@ -356,7 +356,10 @@ class Suite:
             while not stop.is_set():
                 t_next = time.time() + 0.1
                 try:
-                    text = w.metrics_text()
+                    # Only the two families read: a full scrape ten times a
+                    # second would cost the worker more than the load does
+                    # (Prometheus scrapes it every 15 s).
+                    text = w.metrics_text("cx_tickets_created_total", "cx_events_total")
                     t = time.time()
                     value, events = 0.0, 0.0
                     for x in text.splitlines():
@@ -432,7 +435,7 @@ class Suite:
         drain = f"{max(30.0, 2 * self.mode.latency_s):.0f} s after the run"
         self.row("4 latency event->/metrics",
                  f"p50 {ms(p50)}, p99 {ms(p99)} {load}, {len(probe_lat)} probes"
-                 + (f" ({unseen} not visible {drain})" if unseen else "") + ", 100 ms polling", "p99 <= 500 ms at 50 % load", p99 <= 0.5)  # fmt: skip
+                 + (f" ({unseen} not visible {drain})" if unseen else "") + ", 100 ms polling of 2 families", "p99 <= 500 ms at 50 % load", p99 <= 0.5)  # fmt: skip
         self.row("4 latency event->alert",
                  f"p50 {ms(quantile(alert_lat, 0.5))}, p99 {ms(a99)} "
                  f"({len(alert_lat)} CxDetractorResponse" + (f", {missing} not seen {drain}" if missing else "") + ")", "p99 <= 2 s", a99 <= 2.0)  # fmt: skip

@@ -142,3 +142,67 @@ def test_escaping_created_samples_timestamps_and_other_types_match() -> None:
 
     reg.register(Stamped())
     assert generate(reg) == generate_latest(reg)
+
+
+def test_a_name_selection_keeps_exactly_the_samples_prometheus_client_keeps() -> None:
+    # prometheus_client's restricted_registry only reaches collectors that
+    # describe their families, so the worker-like registry is compared with
+    # its own per-family restriction; plain metrics with restricted_registry.
+    reg = CollectorRegistry()
+    c = Counter("demo_events", "Events.", ["team"], registry=reg)
+    c.labels("a").inc(2)
+    c.labels("b").inc()
+    Histogram("demo_seconds", "A histogram.", registry=reg).observe(0.3)
+    Gauge("demo_gauge", "A gauge.", registry=reg).set(4)
+    for names in (
+        {"demo_events_total"},
+        {"demo_seconds_count", "demo_seconds_sum"},
+        {"demo_events_total", "demo_gauge", "demo_seconds_bucket"},
+        {"demo_events"},  # the family's name is not a sample's: nothing
+        {"no_such_metric"},
+    ):
+        # restricted_registry visits collectors in set order: compare families.
+        want = _families(generate_latest(reg.restricted_registry(names)))
+        assert _families(generate(reg, names)) == want, names
+
+    states, now = _states(800)
+    views = [KeyView(dims_from_key(k), s.windows(now), s.counters(now), {}, now) for k, s in states]
+    collector = CxCollector(["channel", "team"], lambda: views, WindowBounds(0.95))
+    reg = _registry_of(collector)
+    frozen = Frozen(reg)
+    names = {"cx_tickets_created_total", "cx_nps_score", "cx_first_response_seconds_bucket"}
+
+    class Restricted:
+        def collect(self) -> list[Any]:
+            kept = (m._restricted_metric(names) for m in frozen.families)
+            return [m for m in kept if m is not None]
+
+    want = generate_latest(Restricted())
+    assert want.count(b"\n") > 100  # every one of the three families has samples
+    assert {line.split(b" ")[2] for line in want.splitlines() if line.startswith(b"# TYPE")} == {
+        b"cx_tickets_created_total",
+        b"cx_nps_score",
+        b"cx_first_response_seconds",
+    }
+    assert generate(frozen, names) == want
+    # The collector asked for the selection builds only those families.
+    with collector.selecting(frozenset(names)):
+        built = list(reg.collect())
+        assert generate(reg, names) == want
+    assert sorted(m.name for m in built) == [
+        "cx_first_response_seconds",
+        "cx_nps_score",
+        "cx_tickets_created",
+    ]
+    assert generate(reg) == generate(frozen)  # and everything again after it
+
+
+def _families(text: bytes) -> list[bytes]:
+    """A text exposition's families, each one byte-exact block, sorted."""
+    return sorted(b"# HELP " + block for block in text.split(b"# HELP ")[1:])
+
+
+def _registry_of(collector: Any) -> CollectorRegistry:
+    reg = CollectorRegistry()
+    reg.register(collector)
+    return reg

@@ -9,7 +9,9 @@ because they live in the changelog-backed table, not in process memory.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -50,7 +52,52 @@ def _fmt(value: float) -> str:
     return "+Inf" if value == float("inf") else f"{value:g}"
 
 
+class _Discard(list[Sample]):
+    """A family a selective scrape leaves out: takes samples, keeps none."""
+
+    name = ""
+
+    def add_metric(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def append(self, sample: Sample) -> None:
+        pass
+
+    @property
+    def samples(self) -> _Discard:
+        return self
+
+
+DISCARD: Any = _Discard()  # typed Any: it stands in for any family
+
+#: The sample names a family of each kind writes (no ``_created``: disabled).
+_SAMPLE_SUFFIXES: dict[type[Metric], tuple[str, ...]] = {
+    CounterMetricFamily: ("_total",),
+    GaugeMetricFamily: ("",),
+    HistogramMetricFamily: ("_bucket", "_count", "_sum"),
+    SummaryMetricFamily: ("", "_count", "_sum"),
+}
+
+
+class _Families:
+    """Makes the families of one collection; with ``names`` (a scrape's
+    ``name[]`` selection), a family none of whose samples is named there
+    is ``DISCARD``, so it costs nothing to fill."""
+
+    def __init__(self, names: frozenset[str] | None) -> None:
+        self.names = names
+
+    def __call__(self, kind: type[Any], name: str, documentation: str, labels: list[str]) -> Any:
+        if self.names is not None and not any(
+            name + suffix in self.names for suffix in _SAMPLE_SUFFIXES[kind]
+        ):
+            return DISCARD
+        return kind(name, documentation, labels=labels)
+
+
 def _histogram(family: HistogramMetricFamily, labels: list[str], hist: HistogramSnapshot) -> None:
+    if family is DISCARD:
+        return
     cumulative = 0
     buckets: list[tuple[str, float]] = []
     for bound, count in zip([*DURATION_BUCKETS_S, float("inf")], hist.buckets, strict=True):
@@ -65,6 +112,8 @@ def _summary(
     labels: list[str],
     summary: DurationSummary,
 ) -> None:
+    if family is DISCARD:
+        return
     # SummaryMetricFamily.add_metric knows only _count and _sum; the window's
     # quantiles are appended as ordinary samples with a "quantile" label.
     base = dict(zip(labelnames, labels, strict=True))
@@ -90,46 +139,54 @@ class _BusinessAndSla:
     configured) and 8.3 (``sla``: it has SLA policies); published only when
     they apply, so a worker without a schedules file shows none of them."""
 
-    def __init__(self, d: Sequence[str], business: bool, sla: bool) -> None:
+    def __init__(self, d: Sequence[str], business: bool, sla: bool, new: _Families) -> None:
         self.business, self.sla = business, sla
         w = ["window", *d]
         self.w = w
-        self.frt = HistogramMetricFamily(
+        self.frt = new(
+            HistogramMetricFamily,
             "cx_first_response_business_seconds",
             "Business time (the key's schedule) from ticket creation to the first agent reply.",
             labels=[*d, "priority"],
         )
-        self.res = HistogramMetricFamily(
+        self.res = new(
+            HistogramMetricFamily,
             "cx_resolution_business_seconds",
             "Business time (the key's schedule) from ticket creation to its first resolution.",
             labels=[*d, "priority"],
         )
-        self.frt_win = SummaryMetricFamily(
+        self.frt_win = new(
+            SummaryMetricFamily,
             "cx_first_response_business_window_seconds",
             "Business first response times placed in the window (quantiles within 2%).",
             labels=w,
         )
-        self.res_win = SummaryMetricFamily(
+        self.res_win = new(
+            SummaryMetricFamily,
             "cx_resolution_business_window_seconds",
             "Business resolution times placed in the window (quantiles within 2%).",
             labels=w,
         )
-        self.breaches = CounterMetricFamily(
+        self.breaches = new(
+            CounterMetricFamily,
             "cx_sla_breaches",
             "SLA targets breached, once per ticket and target, when first known.",
             labels=[*d, "priority", "target"],
         )
-        self.pending = GaugeMetricFamily(
+        self.pending = new(
+            GaugeMetricFamily,
             "cx_sla_pending",
             "Open tickets whose SLA target is still pending, by state.",
             labels=[*d, "priority", "target", "state"],
         )
-        self.next_due = GaugeMetricFamily(
+        self.next_due = new(
+            GaugeMetricFamily,
             "cx_sla_next_due_seconds",
             "Seconds to the earliest due instant among pending, not yet breached targets.",
             labels=[*d, "target"],
         )
-        self.achieved = GaugeMetricFamily(
+        self.achieved = new(
+            GaugeMetricFamily,
             "cx_sla_achieved_ratio",
             "SLA targets met / decided in the window, placed when decided (0..1).",
             labels=[*w, "target"],
@@ -169,12 +226,12 @@ class _BusinessAndSla:
                     self.achieved.add_metric([snap.window, *lv, target], ratio)
 
     def families(self) -> list[Metric]:
-        out: list[Metric] = []
+        out: list[Any] = []
         if self.business:
             out += [self.frt, self.res, self.frt_win, self.res_win]
         if self.sla:
             out += [self.breaches, self.pending, self.next_due, self.achieved]
-        return out
+        return [fam for fam in out if fam is not DISCARD]
 
 
 class CxCollector(Collector):
@@ -193,97 +250,142 @@ class CxCollector(Collector):
         self._snapshot = snapshot
         self._bounds = bounds
         self._business, self._sla = business, sla
+        self._names: frozenset[str] | None = None
 
     def describe(self) -> Iterable[Metric]:
         # Families are dynamic; describing nothing keeps registration cheap.
         return []
 
+    @contextmanager
+    def selecting(self, names: frozenset[str] | None) -> Iterator[None]:
+        """Collect only the families with samples named in ``names`` (all
+        when None) while in this block: a scrape with ``?name[]=`` then
+        skips the work of every other family."""
+        self._names = names
+        try:
+            yield
+        finally:
+            self._names = None
+
     def collect(self) -> Iterator[Metric]:
         d = self.dimensions
-        fam_nps = CounterMetricFamily(
-            "cx_nps_responses", "NPS survey responses by category.", labels=[*d, "category"]
+        new = _Families(self._names)
+        fam_nps = new(
+            CounterMetricFamily,
+            "cx_nps_responses",
+            "NPS survey responses by category.",
+            labels=[*d, "category"],
         )
-        fam_csat = CounterMetricFamily(
-            "cx_csat_responses", "CSAT survey responses by score (1-5).", labels=[*d, "score"]
+        fam_csat = new(
+            CounterMetricFamily,
+            "cx_csat_responses",
+            "CSAT survey responses by score (1-5).",
+            labels=[*d, "score"],
         )
-        fam_ces = CounterMetricFamily(
+        fam_ces = new(
+            CounterMetricFamily,
             "cx_ces_responses",
             "CES survey responses by score (1-7, 7 = least effort).",
             labels=[*d, "score"],
         )
-        fam_created = CounterMetricFamily(
-            "cx_tickets_created", "Tickets created (first contacts).", labels=[*d, "priority"]
+        fam_created = new(
+            CounterMetricFamily,
+            "cx_tickets_created",
+            "Tickets created (first contacts).",
+            labels=[*d, "priority"],
         )
-        fam_resolved = CounterMetricFamily(
+        fam_resolved = new(
+            CounterMetricFamily,
             "cx_tickets_resolved",
             "Tickets at their first resolution, by first-contact status at that moment.",
             labels=[*d, "priority", "first_contact"],
         )
-        fam_reopened = CounterMetricFamily(
-            "cx_tickets_reopened", "Reopens of resolved tickets.", labels=[*d, "priority"]
+        fam_reopened = new(
+            CounterMetricFamily,
+            "cx_tickets_reopened",
+            "Reopens of resolved tickets.",
+            labels=[*d, "priority"],
         )
-        fam_frt = HistogramMetricFamily(
+        fam_frt = new(
+            HistogramMetricFamily,
             "cx_first_response_seconds",
             "Time from ticket creation to the first agent reply.",
             labels=[*d, "priority"],
         )
-        fam_res = HistogramMetricFamily(
+        fam_res = new(
+            HistogramMetricFamily,
             "cx_resolution_seconds",
             "Time from ticket creation to its first resolution.",
             labels=[*d, "priority"],
         )
-        fam_open = GaugeMetricFamily(
-            "cx_tickets_open", "Tickets open now.", labels=[*d, "priority"]
+        fam_open = new(
+            GaugeMetricFamily, "cx_tickets_open", "Tickets open now.", labels=[*d, "priority"]
         )
         w = ["window", *d]
-        fam_nps_score = GaugeMetricFamily("cx_nps_score", "Rolling NPS (-100..100).", labels=w)
-        fam_nps_win = GaugeMetricFamily(
+        fam_nps_score = new(GaugeMetricFamily, "cx_nps_score", "Rolling NPS (-100..100).", labels=w)
+        fam_nps_win = new(
+            GaugeMetricFamily,
             "cx_nps_window_responses",
             "NPS responses in the window by category.",
             labels=[*w, "category"],
         )
-        fam_csat_ratio = GaugeMetricFamily(
-            "cx_csat_ratio", "Rolling CSAT ratio: responses scoring 4-5 / all (0..1).", labels=w
+        fam_csat_ratio = new(
+            GaugeMetricFamily,
+            "cx_csat_ratio",
+            "Rolling CSAT ratio: responses scoring 4-5 / all (0..1).",
+            labels=w,
         )
-        fam_csat_win = GaugeMetricFamily(
+        fam_csat_win = new(
+            GaugeMetricFamily,
             "cx_csat_window_responses",
             "CSAT responses in the window by score.",
             labels=[*w, "score"],
         )
-        fam_ces_score = GaugeMetricFamily(
-            "cx_ces_score", "Rolling mean CES score (1..7).", labels=w
+        fam_ces_score = new(
+            GaugeMetricFamily, "cx_ces_score", "Rolling mean CES score (1..7).", labels=w
         )
-        fam_ces_win = GaugeMetricFamily(
-            "cx_ces_window_responses", "CES responses in the window.", labels=w
+        fam_ces_win = new(
+            GaugeMetricFamily, "cx_ces_window_responses", "CES responses in the window.", labels=w
         )
-        fam_fcr_ratio = GaugeMetricFamily(
-            "cx_fcr_ratio", "Rolling first-contact-resolution ratio (0..1).", labels=w
+        fam_fcr_ratio = new(
+            GaugeMetricFamily,
+            "cx_fcr_ratio",
+            "Rolling first-contact-resolution ratio (0..1).",
+            labels=w,
         )
-        fam_fcr_win = GaugeMetricFamily(
+        fam_fcr_win = new(
+            GaugeMetricFamily,
             "cx_fcr_window_tickets",
             "First-resolved tickets in the window by first-contact status.",
             labels=[*w, "first_contact"],
         )
-        fam_frt_win = SummaryMetricFamily(
+        fam_frt_win = new(
+            SummaryMetricFamily,
             "cx_first_response_window_seconds",
             "First response times placed in the window (quantiles within 2% relative error).",
             labels=w,
         )
-        fam_res_win = SummaryMetricFamily(
+        fam_res_win = new(
+            SummaryMetricFamily,
             "cx_resolution_window_seconds",
             "Resolution times placed in the window (quantiles within 2% relative error).",
             labels=w,
         )
-        fam_firing = GaugeMetricFamily(
-            "cx_alerts_firing", "Alerts firing now.", labels=["alertname", "severity"]
+        fam_firing = new(
+            GaugeMetricFamily,
+            "cx_alerts_firing",
+            "Alerts firing now.",
+            labels=["alertname", "severity"],
         )
         fam_bounds = [
-            (metric, GaugeMetricFamily(name, help_text, labels=[*w, "bound"]))
+            (metric, fam)
             for metric, name, help_text in BOUND_FAMILIES
+            # Bounds cost the most to compute: none for a family left out.
+            if (fam := new(GaugeMetricFamily, name, help_text, labels=[*w, "bound"])) is not DISCARD
         ]
         bounds_of = self._bounds
         firing_total: dict[tuple[str, str], int] = {}
-        extensions = _BusinessAndSla(d, self._business, self._sla)
+        extensions = _BusinessAndSla(d, self._business, self._sla, new)
 
         for view in self._snapshot():
             lv = list(view.labels)
@@ -338,7 +440,7 @@ class CxCollector(Collector):
 
         for (alertname, severity), n in sorted(firing_total.items()):
             fam_firing.add_metric([alertname, severity], n)
-        yield from (
+        families = (
             fam_nps,
             fam_csat,
             fam_ces,
@@ -360,6 +462,7 @@ class CxCollector(Collector):
             fam_res_win,
             fam_firing,
         )
+        yield from (fam for fam in families if fam is not DISCARD)
         if bounds_of is not None:
             yield from (fam for _, fam in fam_bounds)
         yield from extensions.families()

@@ -15,10 +15,11 @@ compares the two on a full worker registry).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, cast
 
 from prometheus_client import generate_latest, utils
+from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om
 
 #: prometheus_client's value formatting (untyped there)
@@ -72,11 +73,25 @@ def _simple(metric: Any) -> bool:
     return all(s.timestamp is None and s.name not in om_only for s in metric.samples)
 
 
-def generate(registry: Any) -> bytes:
-    """What ``generate_latest(registry)`` returns (default escaping)."""
+def restricted(metric: Any, names: Collection[str]) -> Any | None:
+    """The family with only the samples named in ``names`` (None if none
+    is): what prometheus_client's ``restricted_registry`` keeps."""
+    samples = [s for s in metric.samples if s.name in names]
+    if not samples:
+        return None
+    out = Metric(metric.name, metric.documentation, metric.type)
+    out.samples = samples
+    return out
+
+
+def generate(registry: Any, names: Collection[str] | None = None) -> bytes:
+    """What ``generate_latest(registry)`` returns (default escaping); with
+    ``names``, only the samples of those names (``/metrics?name[]=...``)."""
     out: list[str] = []
     append = out.append
     for metric in registry.collect():
+        if names is not None and (metric := restricted(metric, names)) is None:
+            continue
         if not _simple(metric):
             append(generate_latest(_One(metric)).decode("utf-8"))
             continue

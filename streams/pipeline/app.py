@@ -173,15 +173,14 @@ class Pipeline:
             s.stall_timeout_s,
         )
         schedules = self.tickets.schedules
-        registry.register(
-            CxCollector(
-                s.dimensions,
-                self._key_views,
-                WindowBounds(s.confidence),
-                business=schedules is not None,
-                sla=schedules is not None and schedules.sla is not None,
-            )
+        self.collector = CxCollector(
+            s.dimensions,
+            self._key_views,
+            WindowBounds(s.confidence),
+            business=schedules is not None,
+            sla=schedules is not None and schedules.sla is not None,
         )
+        registry.register(self.collector)
         self._register_agents()
 
     # -- sends -------------------------------------------------------------
@@ -319,7 +318,13 @@ class Pipeline:
         async def metrics_view(web: Any, request: Any) -> Any:
             from prometheus_client import CONTENT_TYPE_LATEST
 
-            body = generate(self.registry)
+            # ?name[]=cx_events_total&name[]=... selects samples by name, as
+            # prometheus_client's own handler does: a cheap probe for tools
+            # that poll one number often.
+            got = request.query.getall("name[]", None)
+            names = frozenset(got) if got else None
+            with self.collector.selecting(names):
+                body = generate(self.registry, names)
             return web.bytes(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         @app.page("/healthz")

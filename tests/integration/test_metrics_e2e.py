@@ -79,6 +79,12 @@ def test_nps_single_worker(kafka_bootstrap: str, topics: Topics, workdir: Path) 
             assert got == pytest.approx(want, rel=1e-9), bound
         assert value(smp, "cx_ces_score_bound", window="24h", bound="lower", **labels) is None
         promtool_check(worker.scrape())
+        # ?name[]= selects samples by name, as prometheus_client's handler does.
+        picked = samples(worker.get("/metrics?name[]=cx_nps_score&name[]=cx_events_total").decode())
+        assert {name for name, _ in picked} == {"cx_nps_score", "cx_events_total"}
+        assert picked == {
+            k: v for k, v in smp.items() if k[0] in ("cx_nps_score", "cx_events_total")
+        }
     finally:
         worker.stop()
 
