@@ -35,6 +35,7 @@ import orjson
 
 from streams.domain import sla as sla_rules
 from streams.domain.dimensions import DimensionCap
+from streams.domain.encoding import dumps
 from streams.domain.model import (
     US_PER_S,
     Observation,
@@ -379,7 +380,7 @@ class RouteState:
 
     def to_bytes(self) -> bytes:
         c = self.created
-        return orjson.dumps(
+        return dumps(
             {
                 "v": FORMAT,
                 "s": list(self.seen.items()),

@@ -41,6 +41,7 @@ from typing import Any
 
 import orjson
 
+from streams.domain.encoding import dumps
 from streams.domain.model import (
     DURATION_BUCKETS_S,
     SLA_TARGETS,
@@ -599,7 +600,7 @@ class DimsState:
         return state
 
     def _encode_meta(self) -> bytes:
-        return orjson.dumps(
+        return dumps(
             [
                 FORMAT,
                 "m",
@@ -657,7 +658,7 @@ class DimsState:
 
     # One blob of all rows: for tests, benchmarks and tools, not the table.
     def to_bytes(self) -> bytes:
-        return orjson.dumps([[k.decode(), v.decode()] for k, v in self.rows().items()])
+        return dumps([[k.decode(), v.decode()] for k, v in self.rows().items()])
 
     @classmethod
     def from_bytes(cls, data: bytes, windows: Sequence[WindowSpec]) -> DimsState:
@@ -691,7 +692,7 @@ def _decode(row_id: bytes, raw: bytes) -> list[Any]:
 
 
 def _encode_bucket(win: _Window, start: int, b: _Bucket) -> bytes:
-    return orjson.dumps(
+    return dumps(
         [
             FORMAT,
             "b",
