@@ -31,6 +31,12 @@ pending due instants behind ``cx_sla_next_due_seconds``).
 
 Observations placed in the future (sources' clocks run ahead by up to five
 minutes) wait in their bucket's ``future`` list until ``now`` reaches them.
+
+In memory, a bucket that is unlikely to change soon (not the newest of its
+window, nothing waiting in ``future``) is kept as its row's bytes, the very
+object the table holds, and decoded again when something needs it (a late
+observation, expiry, a snapshot of a bucket leaving its window). Decoded, a
+bucket costs about ten times its row.
 """
 
 from __future__ import annotations
@@ -244,8 +250,17 @@ class _Window:
     def __init__(self, spec: WindowSpec) -> None:
         self.spec = spec
         self.width = spec.us // 60
-        self.buckets: dict[int, _Bucket] = {}
+        # A bucket decoded, or its row's bytes (see the module docstring).
+        self.buckets: dict[int, _Bucket | bytes] = {}
         self.total = _Agg()
+
+    def bucket(self, start: int) -> _Bucket | None:
+        """The bucket at ``start``, decoded (and kept decoded until the next
+        ``take_changes``), or None."""
+        stored = self.buckets.get(start)
+        if isinstance(stored, bytes):
+            stored = self.buckets[start] = _bucket_of(_decode(b"bucket", stored))
+        return stored
 
     def outside(self, start: int, now_us: int) -> bool:
         """A bucket wholly before the window's old edge (it only slides on)."""
@@ -387,7 +402,7 @@ class DimsState:
         start = placed - placed % win.width
         if win.outside(start, now_us):
             return False  # already outside this window, and it only slides on
-        bucket = win.buckets.get(start)
+        bucket = win.bucket(start)
         if bucket is None:
             if obs.sign < 0:
                 return False  # nothing to retract
@@ -471,15 +486,21 @@ class DimsState:
             if passed:
                 self._dirty_meta = changed = True
         for win in self._win.values():
-            for start, bucket in list(win.buckets.items()):
+            for start, stored in list(win.buckets.items()):
                 if win.outside(start, now_us):
+                    bucket = win.bucket(start)
+                    assert bucket is not None
                     win.total.merge(bucket, -1)
                     del win.buckets[start]
                     self._dirty.discard((win.spec.name, start))
                     self._deleted.add((win.spec.name, start))
                     changed = True
-                elif bucket.future and any(f[1] <= now_us for f in bucket.future):
-                    _materialise(bucket, win.total, now_us)
+                elif (
+                    isinstance(stored, _Bucket)  # as bytes, nothing waits in it
+                    and stored.future
+                    and any(f[1] <= now_us for f in stored.future)
+                ):
+                    _materialise(stored, win.total, now_us)
                     self._dirty.add((win.spec.name, start))
                     changed = True
         if changed:
@@ -490,10 +511,16 @@ class DimsState:
     @property
     def pending(self) -> list[Future]:
         """Observations waiting for their time, in arrival order per bucket."""
-        return [f for win in self._win.values() for b in win.buckets.values() for f in b.future]
+        return [
+            f
+            for win in self._win.values()
+            for b in win.buckets.values()
+            if isinstance(b, _Bucket)
+            for f in b.future
+        ]
 
     @property
-    def series(self) -> dict[str, dict[int, _Bucket]]:
+    def series(self) -> dict[str, dict[int, _Bucket | bytes]]:
         return {name: win.buckets for name, win in self._win.items()}
 
     def windows(self, now_us: int) -> list[WindowSnapshot]:
@@ -544,9 +571,23 @@ class DimsState:
         upserts: dict[bytes, bytes] = {}
         if self._dirty_meta:
             upserts[META_ROW] = self._encode_meta()
+        # The newest bucket of a window (not counting ones only waiting for
+        # their time) takes this minute's observations: it stays decoded.
+        newest = {
+            name: max(
+                (st for st, b in win.buckets.items() if not (isinstance(b, _Bucket) and b.future)),
+                default=0,
+            )
+            for name, win in self._win.items()
+            if any(n == name for n, _ in self._dirty)
+        }
         for name, start in sorted(self._dirty):
             win = self._win[name]
-            upserts[bucket_row(name, start)] = _encode_bucket(win, start, win.buckets[start])
+            bucket = win.bucket(start)
+            assert bucket is not None
+            raw = upserts[bucket_row(name, start)] = _encode_bucket(win, start, bucket)
+            if start < newest[name] and not bucket.future:
+                win.buckets[start] = raw
         deletes = [bucket_row(name, start) for name, start in sorted(self._deleted)]
         self._dirty_meta = False
         self._dirty.clear()
@@ -557,8 +598,10 @@ class DimsState:
         """Every row of this state."""
         out = {META_ROW: self._encode_meta()}
         for name, win in self._win.items():
-            for start, bucket in sorted(win.buckets.items()):
-                out[bucket_row(name, start)] = _encode_bucket(win, start, bucket)
+            for start, stored in sorted(win.buckets.items()):
+                out[bucket_row(name, start)] = (
+                    stored if isinstance(stored, bytes) else _encode_bucket(win, start, stored)
+                )
         return out
 
     @classmethod
@@ -578,25 +621,21 @@ class DimsState:
             if row_id == META_ROW:
                 state._decode_meta(doc)
                 continue
-            _, _, seconds, start, vec, frt, res, hwm, future, frtb, resb = doc
+            seconds, start = doc[2], doc[3]
             name = row_id.split(b"\x1f", 2)[1].decode()
             if (name, seconds) not in by_seconds:
                 state._deleted.add((name, start))
                 continue
             win = state._win[name]
-            bucket = _Bucket()
-            bucket.vec = list(vec)
-            bucket.frt = Sketch.from_json(frt)
-            bucket.res = Sketch.from_json(res)
-            bucket.frtb = Sketch.from_json(frtb)
-            bucket.resb = Sketch.from_json(resb)
-            bucket.hwm = _unflat_hwm(hwm)
-            bucket.future = [(k, p, v, s) for k, p, v, s in future]
-            win.buckets[start] = bucket
+            bucket = _bucket_of(doc)
+            win.buckets[start] = raw if isinstance(raw, bytes) and not bucket.future else bucket
             win.total.merge(bucket)
             for partition, position in bucket.hwm.items():
                 if position > state._seen.get(partition, (-1, -1)):
                     state._seen[partition] = position
+        for win in state._win.values():
+            if win.buckets:
+                win.bucket(max(win.buckets))  # the newest stays decoded
         return state
 
     def _encode_meta(self) -> bytes:
@@ -709,6 +748,20 @@ def _encode_bucket(win: _Window, start: int, b: _Bucket) -> bytes:
     )
 
 
+def _bucket_of(doc: list[Any]) -> _Bucket:
+    """A bucket from its decoded row (``_encode_bucket``'s layout)."""
+    _, _, _, _, vec, frt, res, hwm, future, frtb, resb = doc
+    bucket = _Bucket()
+    bucket.vec = list(vec)
+    bucket.frt = Sketch.from_json(frt)
+    bucket.res = Sketch.from_json(res)
+    bucket.frtb = Sketch.from_json(frtb)
+    bucket.resb = Sketch.from_json(resb)
+    bucket.hwm = _unflat_hwm(hwm)
+    bucket.future = [(k, p, v, s) for k, p, v, s in future]
+    return bucket
+
+
 def _flat_hwm(hwm: dict[int, Position]) -> list[int]:
     out: list[int] = []
     for p, (o, i) in sorted(hwm.items()):
@@ -738,9 +791,11 @@ def _window_snapshot(win: _Window, now_us: int) -> tuple[WindowSnapshot, int]:
     observation falls due)."""
     agg: _Agg | None = None
     until = 2**62
-    for start, bucket in win.buckets.items():
+    for start, stored in list(win.buckets.items()):
         leaves = start + win.width + win.spec.us
         if win.outside(start, now_us) or start > now_us:
+            bucket = win.bucket(start)
+            assert bucket is not None
             if agg is None:
                 agg = win.total.copy()
             agg.merge(bucket, -1)
@@ -748,6 +803,9 @@ def _window_snapshot(win: _Window, now_us: int) -> tuple[WindowSnapshot, int]:
                 until = min(until, start)
         else:
             until = min(until, leaves)
+            if isinstance(stored, bytes):
+                continue  # nothing waits in a bucket kept as bytes
+            bucket = stored
         for _, placed, _, _ in bucket.future:
             if placed > now_us:
                 until = min(until, placed)
