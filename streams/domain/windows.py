@@ -402,6 +402,7 @@ class DimsState:
         start = placed - placed % win.width
         if win.outside(start, now_us):
             return False  # already outside this window, and it only slides on
+        stored = win.buckets.get(start)
         bucket = win.bucket(start)
         if bucket is None:
             if obs.sign < 0:
@@ -409,6 +410,8 @@ class DimsState:
             bucket = win.buckets[start] = _Bucket()
             self._deleted.discard((win.spec.name, start))
         elif position <= bucket.hwm.get(partition, (-1, -1)):
+            if isinstance(stored, bytes):
+                win.buckets[start] = stored  # unchanged: back to its bytes
             return False  # this row has it already
         bucket.hwm[partition] = position
         self._dirty.add((win.spec.name, start))

@@ -198,3 +198,35 @@ def test_snapshot_cache_follows_changes_and_the_clock() -> None:
     assert state.windows(T0 + S)[0].nps["detractor"] == 1
     assert state.windows(T0 + 2 * 3600 * S)[0].nps_responses == 0  # slid out of 1h
     assert state.windows(T0 + 2 * 3600 * S)[1].nps_responses == 2  # still in 24h
+
+
+def test_settled_buckets_are_kept_as_their_rows_and_a_replay_leaves_them_so() -> None:
+    state = DimsState.new(DIMS, DEFAULT_WINDOWS)
+    now = T0
+    applied = []
+    for i in range(200):
+        now += 3_000 * S
+        obs = Observation("nps", DIMS, now, i % 11, obs_id(0, i, 0))
+        state.apply(obs, now)
+        applied.append(obs)
+    state.expire(now)  # buckets that left their window are gone
+    upserts, _ = state.take_changes()
+    for name, buckets in state.series.items():
+        newest = max(buckets)
+        kept = {start for start, b in buckets.items() if isinstance(b, bytes)}
+        assert kept == set(buckets) - {newest}, name  # all but the newest
+        for start in kept:  # the very bytes written to the table
+            assert (
+                buckets[start] is upserts[b"b\x1f" + name.encode() + b"\x1f" + str(start).encode()]
+            )
+    before = state.windows(now)  # reading decodes nothing either
+    # A replay of what every bucket has changes nothing and decodes nothing for good.
+    for obs in applied:
+        assert not state.apply(obs, now)
+    assert all(
+        isinstance(b, bytes)
+        for buckets in state.series.values()
+        for b in list(buckets.values())[:-1]
+    )
+    assert state.windows(now) == before
+    assert state.take_changes() == ({}, [])
