@@ -21,9 +21,21 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
+#: Changelog topics: compacted (a key's latest value is its state), in
+#: segments small enough to be compacted while the worker runs. Kafka never
+#: compacts the segment being written, and a worker replays its changelogs
+#: whole on every start, so with the broker's 1 GiB or 7-day segments a
+#: restart replays every version of every ticket state ever written.
+CHANGELOG_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.bytes": str(16 * 1024 * 1024),
+    "segment.ms": str(24 * 3600 * 1000),
+}
+
+
 def internal_topics(settings: Settings) -> dict[str, dict[str, str]]:
-    """The worker's own topics and their configs (changelogs are compacted)."""
-    compact = {"cleanup.policy": "compact"}
+    """The worker's own topics and their configs (see CHANGELOG_CONFIG)."""
+    compact = CHANGELOG_CONFIG
     return {
         f"{settings.app_id}-route": {},
         f"{settings.app_id}-observations": {},

@@ -27,16 +27,16 @@ def _cxstream(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _retention(admin: KafkaAdminClient, topic: str) -> str | None:
+def _config(admin: KafkaAdminClient, topic: str, key: str = "retention.ms") -> str | None:
     result = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
     # kafka-python 3: {"topic": {name: {key: {...}}}}; 2.x: a list of responses.
     if isinstance(result, dict):
-        entry = result["topic"][topic].get("retention.ms")
+        entry = result["topic"][topic].get(key)
         return None if entry is None else str(entry["value"])
     for response in result:
         for _, _, _, _, _, configs in response.resources:
             for name, value, *_ in configs:
-                if name == "retention.ms":
+                if name == key:
                     return str(value)
     return None
 
@@ -65,9 +65,14 @@ def test_topics_create_is_idempotent_and_configurable(kafka_bootstrap: str, topi
     try:
         for name in created:
             assert len(consumer.partitions_for_topic(name) or ()) == 3, name
-        assert _retention(admin, topics.tickets) == str(3 * 86400 * 1000)
-        # Compacted changelogs keep every key's latest value: no time retention.
-        assert _retention(admin, f"{topics.app_id}-windows-changelog") is None
+        assert _config(admin, topics.tickets) == str(3 * 86400 * 1000)
+        for table in ("tickets", "windows"):
+            changelog = f"{topics.app_id}-{table}-changelog"
+            # Compacted changelogs keep every key's latest value: no time
+            # retention, and segments small enough to be compacted.
+            assert _config(admin, changelog) is None
+            assert _config(admin, changelog, "cleanup.policy") == "compact"
+            assert _config(admin, changelog, "segment.bytes") == str(16 * 1024 * 1024)
     finally:
         consumer.close()
         admin.close()
