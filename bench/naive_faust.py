@@ -56,7 +56,6 @@ surveys_topic = app.topic(env("NAIVE_SURVEYS", "cx.surveys"), key_type=bytes, va
 seen = app.Table("seen", default=bool, partitions=8)
 tickets = app.Table("tickets", partitions=8)
 counts = app.Table("counts", default=int, partitions=8)
-TABLES = ("seen", "tickets", "counts")
 guard_stream_positions(app)
 
 

@@ -73,7 +73,7 @@ def _simple(metric: Any) -> bool:
     return all(s.timestamp is None and s.name not in om_only for s in metric.samples)
 
 
-def restricted(metric: Any, names: Collection[str]) -> Any | None:
+def _restricted(metric: Any, names: Collection[str]) -> Any | None:
     """The family with only the samples named in ``names`` (None if none
     is): what prometheus_client's ``restricted_registry`` keeps."""
     samples = [s for s in metric.samples if s.name in names]
@@ -90,7 +90,7 @@ def generate(registry: Any, names: Collection[str] | None = None) -> bytes:
     out: list[str] = []
     append = out.append
     for metric in registry.collect():
-        if names is not None and (metric := restricted(metric, names)) is None:
+        if names is not None and (metric := _restricted(metric, names)) is None:
             continue
         if not _simple(metric):
             append(generate_latest(_One(metric)).decode("utf-8"))
