@@ -35,12 +35,11 @@ CHANGELOG_CONFIG = {
 
 def internal_topics(settings: Settings) -> dict[str, dict[str, str]]:
     """The worker's own topics and their configs (see CHANGELOG_CONFIG)."""
-    compact = CHANGELOG_CONFIG
     return {
         f"{settings.app_id}-route": {},
         f"{settings.app_id}-observations": {},
-        f"{settings.app_id}-tickets-changelog": compact,
-        f"{settings.app_id}-windows-changelog": compact,
+        f"{settings.app_id}-tickets-changelog": CHANGELOG_CONFIG,
+        f"{settings.app_id}-windows-changelog": CHANGELOG_CONFIG,
     }
 
 

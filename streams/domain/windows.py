@@ -254,13 +254,17 @@ class _Window:
         self.buckets: dict[int, _Bucket | bytes] = {}
         self.total = _Agg()
 
-    def bucket(self, start: int) -> _Bucket | None:
-        """The bucket at ``start``, decoded (and kept decoded until the next
-        ``take_changes``), or None."""
-        stored = self.buckets.get(start)
+    def decoded(self, start: int) -> _Bucket:
+        """The bucket at ``start`` (which must exist), decoded and kept
+        decoded until the next ``take_changes``."""
+        stored = self.buckets[start]
         if isinstance(stored, bytes):
             stored = self.buckets[start] = _bucket_of(_decode(b"bucket", stored))
         return stored
+
+    def bucket(self, start: int) -> _Bucket | None:
+        """``decoded(start)``, or None when there is no bucket there."""
+        return self.decoded(start) if start in self.buckets else None
 
     def outside(self, start: int, now_us: int) -> bool:
         """A bucket wholly before the window's old edge (it only slides on)."""
@@ -491,9 +495,7 @@ class DimsState:
         for win in self._win.values():
             for start, stored in list(win.buckets.items()):
                 if win.outside(start, now_us):
-                    bucket = win.bucket(start)
-                    assert bucket is not None
-                    win.total.merge(bucket, -1)
+                    win.total.merge(win.decoded(start), -1)
                     del win.buckets[start]
                     self._dirty.discard((win.spec.name, start))
                     self._deleted.add((win.spec.name, start))
@@ -576,18 +578,18 @@ class DimsState:
             upserts[META_ROW] = self._encode_meta()
         # The newest bucket of a window (not counting ones only waiting for
         # their time) takes this minute's observations: it stays decoded.
+        touched = {name for name, _ in self._dirty}
         newest = {
             name: max(
                 (st for st, b in win.buckets.items() if not (isinstance(b, _Bucket) and b.future)),
                 default=0,
             )
             for name, win in self._win.items()
-            if any(n == name for n, _ in self._dirty)
+            if name in touched
         }
         for name, start in sorted(self._dirty):
             win = self._win[name]
-            bucket = win.bucket(start)
-            assert bucket is not None
+            bucket = win.decoded(start)
             raw = upserts[bucket_row(name, start)] = _encode_bucket(win, start, bucket)
             if start < newest[name] and not bucket.future:
                 win.buckets[start] = raw
@@ -638,7 +640,7 @@ class DimsState:
                     state._seen[partition] = position
         for win in state._win.values():
             if win.buckets:
-                win.bucket(max(win.buckets))  # the newest stays decoded
+                win.decoded(max(win.buckets))  # the newest stays decoded
         return state
 
     def _encode_meta(self) -> bytes:
@@ -797,8 +799,7 @@ def _window_snapshot(win: _Window, now_us: int) -> tuple[WindowSnapshot, int]:
     for start, stored in list(win.buckets.items()):
         leaves = start + win.width + win.spec.us
         if win.outside(start, now_us) or start > now_us:
-            bucket = win.bucket(start)
-            assert bucket is not None
+            bucket = win.decoded(start)
             if agg is None:
                 agg = win.total.copy()
             agg.merge(bucket, -1)

@@ -52,20 +52,12 @@ def _fmt(value: float) -> str:
     return "+Inf" if value == float("inf") else f"{value:g}"
 
 
-class _Discard(list[Sample]):
-    """A family a selective scrape leaves out: takes samples, keeps none."""
-
-    name = ""
+class _Discard:
+    """A family a selective scrape leaves out: takes samples, keeps none
+    (``_histogram`` and ``_summary`` return before touching it)."""
 
     def add_metric(self, *args: object, **kwargs: object) -> None:
         pass
-
-    def append(self, sample: Sample) -> None:
-        pass
-
-    @property
-    def samples(self) -> _Discard:
-        return self
 
 
 DISCARD: Any = _Discard()  # typed Any: it stands in for any family

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.domain.model import DEFAULT_WINDOWS, Observation
-from streams.domain.windows import FORMAT, META_ROW, DimsState, obs_id
+from streams.domain.windows import FORMAT, META_ROW, DimsState, bucket_row, obs_id
 from streams.errors import StateFormatError
 
 S = 1_000_000
@@ -216,9 +216,7 @@ def test_settled_buckets_are_kept_as_their_rows_and_a_replay_leaves_them_so() ->
         kept = {start for start, b in buckets.items() if isinstance(b, bytes)}
         assert kept == set(buckets) - {newest}, name  # all but the newest
         for start in kept:  # the very bytes written to the table
-            assert (
-                buckets[start] is upserts[b"b\x1f" + name.encode() + b"\x1f" + str(start).encode()]
-            )
+            assert buckets[start] is upserts[bucket_row(name, start)]
     before = state.windows(now)  # reading decodes nothing either
     # A replay of what every bucket has changes nothing and decodes nothing for good.
     for obs in applied:
