@@ -433,6 +433,17 @@ class Worker:
             cmd, stdout=self._log, stderr=subprocess.STDOUT, env={**base, **env},
             cwd=REPO, start_new_session=True,
         )  # fmt: skip
+        self.profiler: subprocess.Popen[bytes] | None = None
+        seconds = os.environ.get("CX_BENCH_PROFILE")
+        if seconds:
+            # py-spy attached for that many seconds; collapsed stacks (one
+            # line per stack and its sample count) for bench/profile_top.py.
+            self.profiler = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.proc.pid),
+                 "--duration", seconds, "--rate", "100", "--nonblocking", "--format", "raw",
+                 "-o", str(self.dir / "profile.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
 
     def _fill(self, text: str) -> str:
         """{port} and {dir} in a command or environment value."""
@@ -485,6 +496,9 @@ class Worker:
         raise HarnessError(f"{self.name}: /metrics did not answer within {timeout_s:.0f}s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.profiler is not None:
+            self.profiler.wait()  # until its duration ends: the profile is written
+            print(f"profile: {self.dir / 'profile.txt'}", flush=True)
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, sig)
             try:

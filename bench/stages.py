@@ -52,7 +52,9 @@ class Topic:
         part.append(Record(key, value, headers or {}, p, len(part)))
 
 
-def run(events: list[bytes]) -> dict[str, float]:
+def run(events: list[bytes], keep: dict[str, Any] | None = None) -> dict[str, float]:
+    """Times of each stage over ``events``; ``keep`` receives the settings,
+    clock and aggregate stage, for benchmarks of what reads them."""
     settings = Settings(partitions=8)
     metrics = PipelineMetrics(CollectorRegistry())
     clock = ManualClock(int(time.time() * 1_000_000))
@@ -72,6 +74,8 @@ def run(events: list[bytes]) -> dict[str, float]:
     ingest = Ingest(settings, metrics, send_route, dead)
     tickets = TicketStage(settings, metrics, tickets_table, send_obs, dead, clock.now_us)
     aggregate = AggregateStage(settings, metrics, windows_table, NoAlerts(), dead, clock.now_us)
+    if keep is not None:
+        keep.update(settings=settings, clock=clock, aggregate=aggregate)
 
     async def go() -> dict[str, float]:
         out: dict[str, float] = {}

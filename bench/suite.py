@@ -551,7 +551,7 @@ class Suite:
         for w in list(self.workers):
             self.stop(w)
         runs = sorted(h.RUN_DIR.glob(f"{self.prefix}-*"))
-        if keep_logs and runs:
+        if (keep_logs or os.environ.get("CX_BENCH_PROFILE")) and runs:
             self.say(f"worker logs kept in {h.RUN_DIR}/{self.prefix}-*")
         else:
             for d in runs:
@@ -666,6 +666,7 @@ def main() -> int:
     parser.add_argument("--smoke", action="store_true", help="small, about 2 minutes")
     parser.add_argument("--only", default=",".join(SECTIONS), help="sections, comma-separated")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where to save figures")
+    parser.add_argument("--events", type=int, help="pre-filled events (default: by mode)")
     parser.add_argument(
         "--memory-seconds", type=float, help="length of the constant-rate memory run"
     )
@@ -675,6 +676,8 @@ def main() -> int:
     if unknown:
         parser.error(f"--only: unknown sections {sorted(unknown)}; known: {','.join(SECTIONS)}")
     mode = SMOKE if args.smoke else FULL
+    if args.events:
+        mode = dataclasses.replace(mode, events=args.events)
     if args.memory_seconds:
         mode = dataclasses.replace(mode, memory_s=args.memory_seconds)
     suite = Suite(mode, only)

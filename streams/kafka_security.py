@@ -97,7 +97,7 @@ def ssl_context(sec: KafkaSecurity) -> ssl.SSLContext | None:
 
 
 def kafka_python_kwargs(sec: KafkaSecurity, context: ssl.SSLContext | None) -> dict[str, Any]:
-    """Keyword arguments for kafka-python's KafkaProducer / KafkaAdminClient."""
+    """Keyword arguments for kafka-python's clients (aiokafka's take the same)."""
     kwargs: dict[str, Any] = {"security_protocol": sec.protocol}
     if context is not None:
         kwargs["ssl_context"] = context

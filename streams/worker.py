@@ -68,6 +68,7 @@ def run_worker(settings: Settings) -> int:
     if forwarder is not None:
         # Started and stopped with the app (app.service() needs autodiscovery).
         pipeline.app.add_dependency(forwarder.as_service())
+    pipeline.preload_tables()
     worker = faust.Worker(
         pipeline.app,
         loglevel=settings.log_level.upper(),

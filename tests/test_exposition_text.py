@@ -27,6 +27,8 @@ from prometheus_client.core import GaugeMetricFamily
 
 from streams.domain.clock import ManualClock
 from streams.domain.confidence import WindowBounds
+from streams.domain.model import Observation
+from streams.domain.windows import obs_id
 from streams.exposition.collectors import CxCollector, KeyView
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.exposition.text import generate
@@ -206,3 +208,71 @@ def _registry_of(collector: Any) -> CollectorRegistry:
     reg = CollectorRegistry()
     reg.register(collector)
     return reg
+
+
+DAY_US = 86_400 * 1_000_000
+
+
+def test_a_full_scrape_reuses_unchanged_keys_and_renders_changed_ones_afresh() -> None:
+    """The collector keeps each key's lines between full scrapes: after a key
+    changes, the clock crosses a bucket edge or a key leaves, the page is
+    still exactly what prometheus_client writes from the same snapshot, and
+    only what changed was rendered again."""
+    states, now = _states(800)
+    clock = [now]
+    shown = dict(states)
+
+    def views() -> list[KeyView]:
+        t = clock[0]
+        return [
+            KeyView(dims_from_key(k), s.windows(t), s.counters(t), {}, t, s.version)
+            for k, s in shown.items()
+        ]
+
+    collector = CxCollector(["channel", "team"], views, WindowBounds(0.95))
+    reg = _registry_of(collector)
+    rendered: list[int] = []
+    real_filled = collector._filled
+
+    def counting_filled(vs: Any, keep: Any) -> Any:
+        vs = list(vs)
+        if len(vs) == 1:  # one key's lines
+            rendered.append(1)
+        return real_filled(vs, keep)
+
+    collector._filled = counting_filled  # type: ignore[method-assign]
+
+    def page() -> bytes:
+        rendered.clear()
+        frozen = Frozen(reg)
+        got = generate(frozen)
+        assert got == generate_latest(frozen)  # samples made from the same snapshot
+        return got
+
+    first = page()
+    assert len(rendered) == len(shown) > 10
+    assert page() == first and rendered == []  # nothing changed: every key reused
+
+    key, state = states[0]
+    assert state.apply(
+        Observation("nps", dims_from_key(key), clock[0] - 1_000_000, 10, obs_id(99, 0, 0)),
+        clock[0],
+    )
+    changed = page()
+    assert len(rendered) == 1 and changed != first
+    assert changed.count(b"\n") >= first.count(b"\n")
+
+    # A day later, buckets have left the shorter windows of some keys: those
+    # keys are rendered again (their windows changed), the others reused.
+    moved = {k for k, s in shown.items() if s.windows(clock[0] + DAY_US) is not s.windows(clock[0])}
+    clock[0] += DAY_US
+    after_edge = page()
+    assert 0 < len(rendered) == len(moved) < len(shown)
+
+    gone = states[1][0]
+    channel, team = dims_from_key(gone)
+    pair = b'channel="%s",team="%s"' % (channel.encode(), team.encode())
+    assert pair in after_edge
+    del shown[gone]
+    assert pair not in page() and rendered == []
+    assert dims_from_key(gone) not in collector._cache  # forgotten, not kept

@@ -42,6 +42,7 @@ bucket costs about ten times its row.
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -65,6 +66,9 @@ from streams.domain.model import (
 )
 from streams.domain.quantiles import Sketch
 from streams.errors import StateFormatError
+
+#: Versions of all states (``DimsState.version``): never repeated in a process.
+_VERSIONS = itertools.count()
 
 _HIST_BOUNDS_US = [int(b * US_PER_S) for b in DURATION_BUCKETS_S]
 
@@ -304,7 +308,7 @@ class DimsState:
         self._dirty_meta = False
         self._dirty: set[tuple[str, int]] = set()
         self._deleted: set[tuple[str, int]] = set()
-        self._version = 0
+        self._version = next(_VERSIONS)
         self._snap: tuple[int, int, int, list[WindowSnapshot]] | None = None
 
     @classmethod
@@ -390,7 +394,7 @@ class DimsState:
             for win in self._win.values():
                 changed |= self._place(win, fold, obs, partition, position, now_us)
         if changed:
-            self._version += 1
+            self._version = next(_VERSIONS)
         return fresh or changed
 
     def _place(
@@ -509,9 +513,17 @@ class DimsState:
                     self._dirty.add((win.spec.name, start))
                     changed = True
         if changed:
-            self._version += 1
+            self._version = next(_VERSIONS)
 
     # -- reading (no side effects but the snapshot cache) ----------------------
+
+    @property
+    def version(self) -> int:
+        """Changes whenever anything published from this state changes
+        (counters, gauges, windows; not the clock's passing, which ``windows``
+        judges). Unique across all states of the process, so a reader may key
+        a cache on it alone."""
+        return self._version
 
     @property
     def pending(self) -> list[Future]:

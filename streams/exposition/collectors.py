@@ -33,6 +33,7 @@ from streams.domain.model import (
     HistogramSnapshot,
     WindowSnapshot,
 )
+from streams.exposition.text import Rendered, sample_lines
 
 NPS_CATEGORIES = ("promoter", "passive", "detractor")
 
@@ -46,6 +47,9 @@ class KeyView:
     counters: CountersSnapshot
     firing: dict[tuple[str, str], int]  # (alertname, severity) -> alerts firing
     now_us: int = 0  # the scrape's time (cx_sla_next_due_seconds counts from it)
+    #: the state's version (``DimsState.version``): the key's rendered lines
+    #: are reused while it and ``windows`` stay the same; None: never reused
+    version: int | None = None
 
 
 def _fmt(value: float) -> str:
@@ -71,18 +75,34 @@ _SAMPLE_SUFFIXES: dict[type[Metric], tuple[str, ...]] = {
 }
 
 
-class _Families:
-    """Makes the families of one collection; with ``names`` (a scrape's
-    ``name[]`` selection), a family none of whose samples is named there
-    is ``DISCARD``, so it costs nothing to fill."""
+#: Which families a collection makes: (name, the suffixes of its samples) -> bool.
+Keep = Callable[[str, tuple[str, ...]], bool]
+#: Families whose samples change with every scrape, not only with the state:
+#: alerts firing (summed over keys) and the SLA countdown.
+_LIVE = frozenset({"cx_alerts_firing", "cx_sla_next_due_seconds"})
 
-    def __init__(self, names: frozenset[str] | None) -> None:
-        self.names = names
+
+def _any(name: str, suffixes: tuple[str, ...]) -> bool:
+    return True
+
+
+def _live(name: str, suffixes: tuple[str, ...]) -> bool:
+    return name in _LIVE
+
+
+def _not_live(name: str, suffixes: tuple[str, ...]) -> bool:
+    return name not in _LIVE
+
+
+class _Families:
+    """Makes the families of one collection: those ``keep`` refuses are
+    ``DISCARD``, so they cost nothing to fill."""
+
+    def __init__(self, keep: Keep) -> None:
+        self.keep = keep
 
     def __call__(self, kind: type[Any], name: str, documentation: str, labels: list[str]) -> Any:
-        if self.names is not None and not any(
-            name + suffix in self.names for suffix in _SAMPLE_SUFFIXES[kind]
-        ):
+        if not self.keep(name, _SAMPLE_SUFFIXES[kind]):
             return DISCARD
         return kind(name, documentation, labels=labels)
 
@@ -226,6 +246,221 @@ class _BusinessAndSla:
         return [fam for fam in out if fam is not DISCARD]
 
 
+class _Fams:
+    """The contract families of one collection, or of one key's part of one
+    (``new`` decides which are made and which are ``DISCARD``)."""
+
+    def __init__(
+        self,
+        d: Sequence[str],
+        new: _Families,
+        bounds_of: BoundsOf | None,
+        business: bool,
+        sla: bool,
+    ) -> None:
+        self.bounds_of = bounds_of
+        self.nps = new(
+            CounterMetricFamily,
+            "cx_nps_responses",
+            "NPS survey responses by category.",
+            labels=[*d, "category"],
+        )
+        self.csat = new(
+            CounterMetricFamily,
+            "cx_csat_responses",
+            "CSAT survey responses by score (1-5).",
+            labels=[*d, "score"],
+        )
+        self.ces = new(
+            CounterMetricFamily,
+            "cx_ces_responses",
+            "CES survey responses by score (1-7, 7 = least effort).",
+            labels=[*d, "score"],
+        )
+        self.created = new(
+            CounterMetricFamily,
+            "cx_tickets_created",
+            "Tickets created (first contacts).",
+            labels=[*d, "priority"],
+        )
+        self.resolved = new(
+            CounterMetricFamily,
+            "cx_tickets_resolved",
+            "Tickets at their first resolution, by first-contact status at that moment.",
+            labels=[*d, "priority", "first_contact"],
+        )
+        self.reopened = new(
+            CounterMetricFamily,
+            "cx_tickets_reopened",
+            "Reopens of resolved tickets.",
+            labels=[*d, "priority"],
+        )
+        self.frt = new(
+            HistogramMetricFamily,
+            "cx_first_response_seconds",
+            "Time from ticket creation to the first agent reply.",
+            labels=[*d, "priority"],
+        )
+        self.res = new(
+            HistogramMetricFamily,
+            "cx_resolution_seconds",
+            "Time from ticket creation to its first resolution.",
+            labels=[*d, "priority"],
+        )
+        self.open = new(
+            GaugeMetricFamily, "cx_tickets_open", "Tickets open now.", labels=[*d, "priority"]
+        )
+        w = self.w = ["window", *d]
+        self.nps_score = new(
+            GaugeMetricFamily, "cx_nps_score", "Rolling NPS (-100..100).", labels=w
+        )
+        self.nps_win = new(
+            GaugeMetricFamily,
+            "cx_nps_window_responses",
+            "NPS responses in the window by category.",
+            labels=[*w, "category"],
+        )
+        self.csat_ratio = new(
+            GaugeMetricFamily,
+            "cx_csat_ratio",
+            "Rolling CSAT ratio: responses scoring 4-5 / all (0..1).",
+            labels=w,
+        )
+        self.csat_win = new(
+            GaugeMetricFamily,
+            "cx_csat_window_responses",
+            "CSAT responses in the window by score.",
+            labels=[*w, "score"],
+        )
+        self.ces_score = new(
+            GaugeMetricFamily, "cx_ces_score", "Rolling mean CES score (1..7).", labels=w
+        )
+        self.ces_win = new(
+            GaugeMetricFamily, "cx_ces_window_responses", "CES responses in the window.", labels=w
+        )
+        self.fcr_ratio = new(
+            GaugeMetricFamily,
+            "cx_fcr_ratio",
+            "Rolling first-contact-resolution ratio (0..1).",
+            labels=w,
+        )
+        self.fcr_win = new(
+            GaugeMetricFamily,
+            "cx_fcr_window_tickets",
+            "First-resolved tickets in the window by first-contact status.",
+            labels=[*w, "first_contact"],
+        )
+        self.frt_win = new(
+            SummaryMetricFamily,
+            "cx_first_response_window_seconds",
+            "First response times placed in the window (quantiles within 2% relative error).",
+            labels=w,
+        )
+        self.res_win = new(
+            SummaryMetricFamily,
+            "cx_resolution_window_seconds",
+            "Resolution times placed in the window (quantiles within 2% relative error).",
+            labels=w,
+        )
+        self.firing = new(
+            GaugeMetricFamily,
+            "cx_alerts_firing",
+            "Alerts firing now.",
+            labels=["alertname", "severity"],
+        )
+        self.bounds = [
+            (metric, fam)
+            for metric, name, help_text in BOUND_FAMILIES
+            # Bounds cost the most to compute: none for a family left out.
+            if (fam := new(GaugeMetricFamily, name, help_text, labels=[*w, "bound"])) is not DISCARD
+        ]
+        self.firing_total: dict[tuple[str, str], int] = {}
+        self.extensions = _BusinessAndSla(d, business, sla, new)
+
+    def add(self, view: KeyView) -> None:
+        """One key's samples."""
+        lv = list(view.labels)
+        c = view.counters
+        for category in NPS_CATEGORIES:
+            self.nps.add_metric([*lv, category], c.nps.get(category, 0))
+        for score, n in sorted(c.csat.items()):
+            self.csat.add_metric([*lv, str(score)], n)
+        for score, n in sorted(c.ces.items()):
+            self.ces.add_metric([*lv, str(score)], n)
+        for priority, n in sorted(c.created.items()):
+            self.created.add_metric([*lv, priority], n)
+        for (priority, first_contact), n in sorted(c.resolved.items()):
+            self.resolved.add_metric([*lv, priority, str(first_contact).lower()], n)
+        for priority, n in sorted(c.reopened.items()):
+            self.reopened.add_metric([*lv, priority], n)
+        for priority, n in sorted(c.open.items()):
+            self.open.add_metric([*lv, priority], n)
+        for priority, hist in sorted(c.first_response.items()):
+            _histogram(self.frt, [*lv, priority], hist)
+        for priority, hist in sorted(c.resolution.items()):
+            _histogram(self.res, [*lv, priority], hist)
+        for snap in view.windows:
+            wl = [snap.window, *lv]
+            for category in NPS_CATEGORIES:
+                self.nps_win.add_metric([*wl, category], snap.nps[category])
+            for score in range(1, 6):
+                self.csat_win.add_metric([*wl, str(score)], snap.csat[score])
+            self.ces_win.add_metric(wl, snap.ces_count)
+            self.fcr_win.add_metric([*wl, "true"], snap.fcr[True])
+            self.fcr_win.add_metric([*wl, "false"], snap.fcr[False])
+            # Ratio and score gauges are absent while their window is empty.
+            if (nps := snap.nps_score) is not None:
+                self.nps_score.add_metric(wl, nps)
+            if (csat := snap.csat_ratio) is not None:
+                self.csat_ratio.add_metric(wl, csat)
+            if (ces := snap.ces_score) is not None:
+                self.ces_score.add_metric(wl, ces)
+            if (fcr := snap.fcr_ratio) is not None:
+                self.fcr_ratio.add_metric(wl, fcr)
+            if self.bounds_of is not None:
+                for metric, fam in self.bounds:
+                    # Absent while the window is empty (and CES below 2).
+                    if (found := self.bounds_of(metric, snap)) is not None:
+                        fam.add_metric([*wl, "lower"], found[0])
+                        fam.add_metric([*wl, "upper"], found[1])
+            _summary(self.frt_win, self.w, wl, snap.first_response)
+            _summary(self.res_win, self.w, wl, snap.resolution)
+        for key, n in view.firing.items():
+            self.firing_total[key] = self.firing_total.get(key, 0) + n
+        self.extensions.add(view, lv)
+
+    def families(self) -> list[Metric]:
+        """The families made, in the order of every exposition."""
+        for (alertname, severity), n in sorted(self.firing_total.items()):
+            self.firing.add_metric([alertname, severity], n)
+        families = (
+            self.nps,
+            self.csat,
+            self.ces,
+            self.created,
+            self.resolved,
+            self.reopened,
+            self.frt,
+            self.res,
+            self.open,
+            self.nps_score,
+            self.nps_win,
+            self.csat_ratio,
+            self.csat_win,
+            self.ces_score,
+            self.ces_win,
+            self.fcr_ratio,
+            self.fcr_win,
+            self.frt_win,
+            self.res_win,
+            self.firing,
+        )
+        out = [fam for fam in families if fam is not DISCARD]
+        if self.bounds_of is not None:
+            out += [fam for _, fam in self.bounds]
+        return out + self.extensions.families()
+
+
 class CxCollector(Collector):
     """Yields every contract metric family derived from table state."""
 
@@ -243,6 +478,7 @@ class CxCollector(Collector):
         self._bounds = bounds
         self._business, self._sla = business, sla
         self._names: frozenset[str] | None = None
+        self._cache: dict[tuple[str, ...], _KeyText] = {}
 
     def describe(self) -> Iterable[Metric]:
         # Families are dynamic; describing nothing keeps registration cheap.
@@ -260,201 +496,70 @@ class CxCollector(Collector):
             self._names = None
 
     def collect(self) -> Iterator[Metric]:
-        d = self.dimensions
-        new = _Families(self._names)
-        fam_nps = new(
-            CounterMetricFamily,
-            "cx_nps_responses",
-            "NPS survey responses by category.",
-            labels=[*d, "category"],
-        )
-        fam_csat = new(
-            CounterMetricFamily,
-            "cx_csat_responses",
-            "CSAT survey responses by score (1-5).",
-            labels=[*d, "score"],
-        )
-        fam_ces = new(
-            CounterMetricFamily,
-            "cx_ces_responses",
-            "CES survey responses by score (1-7, 7 = least effort).",
-            labels=[*d, "score"],
-        )
-        fam_created = new(
-            CounterMetricFamily,
-            "cx_tickets_created",
-            "Tickets created (first contacts).",
-            labels=[*d, "priority"],
-        )
-        fam_resolved = new(
-            CounterMetricFamily,
-            "cx_tickets_resolved",
-            "Tickets at their first resolution, by first-contact status at that moment.",
-            labels=[*d, "priority", "first_contact"],
-        )
-        fam_reopened = new(
-            CounterMetricFamily,
-            "cx_tickets_reopened",
-            "Reopens of resolved tickets.",
-            labels=[*d, "priority"],
-        )
-        fam_frt = new(
-            HistogramMetricFamily,
-            "cx_first_response_seconds",
-            "Time from ticket creation to the first agent reply.",
-            labels=[*d, "priority"],
-        )
-        fam_res = new(
-            HistogramMetricFamily,
-            "cx_resolution_seconds",
-            "Time from ticket creation to its first resolution.",
-            labels=[*d, "priority"],
-        )
-        fam_open = new(
-            GaugeMetricFamily, "cx_tickets_open", "Tickets open now.", labels=[*d, "priority"]
-        )
-        w = ["window", *d]
-        fam_nps_score = new(GaugeMetricFamily, "cx_nps_score", "Rolling NPS (-100..100).", labels=w)
-        fam_nps_win = new(
-            GaugeMetricFamily,
-            "cx_nps_window_responses",
-            "NPS responses in the window by category.",
-            labels=[*w, "category"],
-        )
-        fam_csat_ratio = new(
-            GaugeMetricFamily,
-            "cx_csat_ratio",
-            "Rolling CSAT ratio: responses scoring 4-5 / all (0..1).",
-            labels=w,
-        )
-        fam_csat_win = new(
-            GaugeMetricFamily,
-            "cx_csat_window_responses",
-            "CSAT responses in the window by score.",
-            labels=[*w, "score"],
-        )
-        fam_ces_score = new(
-            GaugeMetricFamily, "cx_ces_score", "Rolling mean CES score (1..7).", labels=w
-        )
-        fam_ces_win = new(
-            GaugeMetricFamily, "cx_ces_window_responses", "CES responses in the window.", labels=w
-        )
-        fam_fcr_ratio = new(
-            GaugeMetricFamily,
-            "cx_fcr_ratio",
-            "Rolling first-contact-resolution ratio (0..1).",
-            labels=w,
-        )
-        fam_fcr_win = new(
-            GaugeMetricFamily,
-            "cx_fcr_window_tickets",
-            "First-resolved tickets in the window by first-contact status.",
-            labels=[*w, "first_contact"],
-        )
-        fam_frt_win = new(
-            SummaryMetricFamily,
-            "cx_first_response_window_seconds",
-            "First response times placed in the window (quantiles within 2% relative error).",
-            labels=w,
-        )
-        fam_res_win = new(
-            SummaryMetricFamily,
-            "cx_resolution_window_seconds",
-            "Resolution times placed in the window (quantiles within 2% relative error).",
-            labels=w,
-        )
-        fam_firing = new(
-            GaugeMetricFamily,
-            "cx_alerts_firing",
-            "Alerts firing now.",
-            labels=["alertname", "severity"],
-        )
-        fam_bounds = [
-            (metric, fam)
-            for metric, name, help_text in BOUND_FAMILIES
-            # Bounds cost the most to compute: none for a family left out.
-            if (fam := new(GaugeMetricFamily, name, help_text, labels=[*w, "bound"])) is not DISCARD
-        ]
-        bounds_of = self._bounds
-        firing_total: dict[tuple[str, str], int] = {}
-        extensions = _BusinessAndSla(d, self._business, self._sla, new)
+        views = list(self._snapshot())
+        names = self._names
+        if names is not None:
+            # A selective scrape (a probe polling one number often): only the
+            # families asked for, from the snapshot, no cache.
+            yield from self._filled(
+                views, lambda name, suffixes: any(name + x in names for x in suffixes)
+            )
+            return
+        # A full scrape: each key's lines are rendered once per change of its
+        # state (or of its windows with the clock) and reused until then;
+        # the few families that move with every scrape are made afresh.
+        texts: dict[str, list[str]] = {}
+        cache: dict[tuple[str, ...], _KeyText] = {}
+        for view in views:
+            entry = self._cache.get(view.labels)
+            if entry is None or not entry.valid_for(view):
+                entry = _KeyText(
+                    view.version,
+                    view.windows,
+                    {f.name: sample_lines(f.samples) for f in self._filled([view], _not_live)},
+                )
+            if view.version is not None:
+                cache[view.labels] = entry
+            for name, text in entry.texts.items():
+                texts.setdefault(name, []).append(text)
+        self._cache = cache
+        live = {f.name: f for f in self._filled(views, _live)}
+        everything: list[Metric] = []
 
-        for view in self._snapshot():
-            lv = list(view.labels)
-            c = view.counters
-            for category in NPS_CATEGORIES:
-                fam_nps.add_metric([*lv, category], c.nps.get(category, 0))
-            for score, n in sorted(c.csat.items()):
-                fam_csat.add_metric([*lv, str(score)], n)
-            for score, n in sorted(c.ces.items()):
-                fam_ces.add_metric([*lv, str(score)], n)
-            for priority, n in sorted(c.created.items()):
-                fam_created.add_metric([*lv, priority], n)
-            for (priority, first_contact), n in sorted(c.resolved.items()):
-                fam_resolved.add_metric([*lv, priority, str(first_contact).lower()], n)
-            for priority, n in sorted(c.reopened.items()):
-                fam_reopened.add_metric([*lv, priority], n)
-            for priority, n in sorted(c.open.items()):
-                fam_open.add_metric([*lv, priority], n)
-            for priority, hist in sorted(c.first_response.items()):
-                _histogram(fam_frt, [*lv, priority], hist)
-            for priority, hist in sorted(c.resolution.items()):
-                _histogram(fam_res, [*lv, priority], hist)
-            for snap in view.windows:
-                wl = [snap.window, *lv]
-                for category in NPS_CATEGORIES:
-                    fam_nps_win.add_metric([*wl, category], snap.nps[category])
-                for score in range(1, 6):
-                    fam_csat_win.add_metric([*wl, str(score)], snap.csat[score])
-                fam_ces_win.add_metric(wl, snap.ces_count)
-                fam_fcr_win.add_metric([*wl, "true"], snap.fcr[True])
-                fam_fcr_win.add_metric([*wl, "false"], snap.fcr[False])
-                # Ratio and score gauges are absent while their window is empty.
-                if (nps := snap.nps_score) is not None:
-                    fam_nps_score.add_metric(wl, nps)
-                if (csat := snap.csat_ratio) is not None:
-                    fam_csat_ratio.add_metric(wl, csat)
-                if (ces := snap.ces_score) is not None:
-                    fam_ces_score.add_metric(wl, ces)
-                if (fcr := snap.fcr_ratio) is not None:
-                    fam_fcr_ratio.add_metric(wl, fcr)
-                if bounds_of is not None:
-                    for metric, fam in fam_bounds:
-                        # Absent while the window is empty (and CES below 2).
-                        if (found := bounds_of(metric, snap)) is not None:
-                            fam.add_metric([*wl, "lower"], found[0])
-                            fam.add_metric([*wl, "upper"], found[1])
-                _summary(fam_frt_win, w, wl, snap.first_response)
-                _summary(fam_res_win, w, wl, snap.resolution)
-            for key, n in view.firing.items():
-                firing_total[key] = firing_total.get(key, 0) + n
-            extensions.add(view, lv)
+        def samples_of(name: str) -> list[Sample]:
+            # prometheus_client's exposition (and get_sample_value) read the
+            # samples: made once, for all families, from the same snapshot.
+            if not everything:
+                everything.extend(self._filled(views, _any))
+            return next(f.samples for f in everything if f.name == name)
 
-        for (alertname, severity), n in sorted(firing_total.items()):
-            fam_firing.add_metric([alertname, severity], n)
-        families = (
-            fam_nps,
-            fam_csat,
-            fam_ces,
-            fam_created,
-            fam_resolved,
-            fam_reopened,
-            fam_frt,
-            fam_res,
-            fam_open,
-            fam_nps_score,
-            fam_nps_win,
-            fam_csat_ratio,
-            fam_csat_win,
-            fam_ces_score,
-            fam_ces_win,
-            fam_fcr_ratio,
-            fam_fcr_win,
-            fam_frt_win,
-            fam_res_win,
-            fam_firing,
+        for f in self._filled([], _any):
+            if f.name in live:
+                yield live[f.name]
+            else:
+                yield Rendered(f, "".join(texts.get(f.name, ())), samples_of)
+
+    def _filled(self, views: Iterable[KeyView], keep: Keep) -> list[Metric]:
+        fams = _Fams(self.dimensions, _Families(keep), self._bounds, self._business, self._sla)
+        for view in views:
+            fams.add(view)
+        return fams.families()
+
+
+@dataclass(slots=True)
+class _KeyText:
+    """One key's rendered lines per family (live families excepted), valid
+    while the key's state version and windows snapshot are the ones seen."""
+
+    version: int | None
+    windows: Sequence[WindowSnapshot]
+    texts: dict[str, str]
+
+    def valid_for(self, view: KeyView) -> bool:
+        # The windows list is the state's cached snapshot: the same object
+        # until the state changes or the clock crosses a bucket edge.
+        return (
+            view.version is not None
+            and view.version == self.version
+            and view.windows is self.windows
         )
-        yield from (fam for fam in families if fam is not DISCARD)
-        if bounds_of is not None:
-            yield from (fam for _, fam in fam_bounds)
-        yield from extensions.families()

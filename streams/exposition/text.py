@@ -15,12 +15,13 @@ compares the two on a full worker registry).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, cast
 
 from prometheus_client import generate_latest, utils
 from prometheus_client.metrics_core import Metric
 from prometheus_client.openmetrics import exposition as om
+from prometheus_client.samples import Sample
 
 #: prometheus_client's value formatting (untyped there)
 _value = cast(Callable[[float], str], utils.floatToGoString)
@@ -84,21 +85,64 @@ def _restricted(metric: Any, names: Collection[str]) -> Any | None:
     return out
 
 
+class Rendered(Metric):
+    """A family whose sample lines are already written (``lines``, as
+    ``sample_lines`` writes them, for the collector that keeps them between
+    scrapes). Its ``samples`` are made only when something reads them
+    (prometheus_client's own exposition, ``get_sample_value``)."""
+
+    def __init__(self, like: Metric, lines: str, samples: Callable[[str], list[Sample]]) -> None:
+        # Not Metric.__init__: it would validate and set what is copied here.
+        self.name, self.documentation, self.type, self.unit = (
+            like.name,
+            like.documentation,
+            like.type,
+            like.unit,
+        )
+        self.lines = lines
+        self._make = samples
+        self._samples: list[Sample] | None = None
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            self._samples = self._make(self.name)
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._samples = value
+
+
+def sample_lines(samples: Iterable[Sample]) -> str:
+    """The text lines of samples without timestamps or OpenMetrics-only names."""
+    return "".join(
+        f"{_name(s.name)}{_label_text(tuple(s.labels.items())) if s.labels else ''} {_value(s.value)}\n"
+        for s in samples
+    )
+
+
+def _header(metric: Any) -> str:
+    mname = _name(metric.name + _SUFFIX.get(metric.type, ""))
+    doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    return f"# HELP {mname} {doc}\n# TYPE {mname} {_TYPES.get(metric.type, metric.type)}\n"
+
+
 def generate(registry: Any, names: Collection[str] | None = None) -> bytes:
     """What ``generate_latest(registry)`` returns (default escaping); with
     ``names``, only the samples of those names (``/metrics?name[]=...``)."""
     out: list[str] = []
     append = out.append
     for metric in registry.collect():
+        if isinstance(metric, Rendered) and names is None:
+            append(_header(metric))
+            append(metric.lines)
+            continue
         if names is not None and (metric := _restricted(metric, names)) is None:
             continue
         if not _simple(metric):
             append(generate_latest(_One(metric)).decode("utf-8"))
             continue
-        mname = _name(metric.name + _SUFFIX.get(metric.type, ""))
-        doc = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        append(f"# HELP {mname} {doc}\n# TYPE {mname} {_TYPES.get(metric.type, metric.type)}\n")
-        for s in metric.samples:
-            labels = _label_text(tuple(s.labels.items())) if s.labels else ""
-            append(f"{_name(s.name)}{labels} {_value(s.value)}\n")
+        append(_header(metric))
+        append(sample_lines(metric.samples))
     return "".join(out).encode("utf-8")

@@ -14,6 +14,7 @@ from typing import Any
 
 import faust
 from faust.types import TP
+from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from streams.domain.clock import Clock
@@ -22,7 +23,8 @@ from streams.domain.schedules import SchedulesConfig
 from streams.exposition.collectors import CxCollector, KeyView
 from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.exposition.text import generate
-from streams.kafka_security import faust_credentials, ssl_context
+from streams.kafka_security import faust_credentials, kafka_python_kwargs, ssl_context
+from streams.kafka_tools import partition_counts
 from streams.pipeline.aggregate_stage import AggregateStage, Alerter
 from streams.pipeline.envelope import (
     TICK_KEY,
@@ -34,6 +36,7 @@ from streams.pipeline.envelope import (
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.liveness import Liveness, interval_s
 from streams.pipeline.offsets import guard_stream_positions
+from streams.pipeline.preload import PreloadStore, preload
 from streams.pipeline.records import Record
 from streams.pipeline.tables import (
     RouteKeyTable,
@@ -182,6 +185,34 @@ class Pipeline:
         )
         registry.register(self.collector)
         self._register_agents()
+
+    def preload_tables(self) -> None:
+        """Read the tables' changelogs in bulk before the app starts (a new
+        process has nothing in memory; see preload.py)."""
+        security = self.settings.kafka_security
+        stores: dict[str, PreloadStore] = {}
+        for table in (self.tickets_table, self.windows_table):
+            store = table.data
+            assert isinstance(store, PreloadStore)  # KeyPartitionedTable's
+            stores[table.changelog_topic.get_topic_name()] = store
+        try:
+            partitions = partition_counts(self.settings, list(stores))
+        except KafkaError as exc:  # e.g. a first start: no changelog yet
+            log.info("no changelogs to read in bulk (%s)", exc)
+            return
+        done = preload(
+            self.settings.bootstrap,
+            kafka_python_kwargs(security, ssl_context(security)),
+            stores,
+            partitions,
+        )
+        if done is not None:
+            log.info(
+                "read %d changelog records of %d partitions in %.1f s",
+                done.records,
+                done.partitions,
+                done.seconds,
+            )
 
     # -- sends -------------------------------------------------------------
 
@@ -396,4 +427,5 @@ class Pipeline:
                 counters=state.counters(now),
                 firing=self.alerter.firing(state),
                 now_us=now,
+                version=state.version,
             )

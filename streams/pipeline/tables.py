@@ -20,6 +20,8 @@ from typing import Any
 import faust
 from aiokafka.partitioner import murmur2
 
+from streams.pipeline.preload import PreloadStore
+
 
 def key_partition(key: bytes, partitions: int) -> int:
     """Kafka's default partitioner for a keyed record (Java and aiokafka agree)."""
@@ -27,6 +29,22 @@ def key_partition(key: bytes, partitions: int) -> int:
 
 
 class KeyPartitionedTable(faust.Table):  # type: ignore[type-arg]
+    def _new_store(self) -> PreloadStore:
+        # Faust's in-memory store, which a new worker fills from the
+        # changelog in bulk before the app starts (see preload.py).
+        return PreloadStore(
+            "memory://",
+            self.app,
+            self,
+            table_name=self.name,
+            key_type=self.key_type,
+            key_serializer=self.key_serializer,
+            value_serializer=self.value_serializer,
+            value_type=self.value_type,
+            loop=self.loop,
+            options=self.options,
+        )
+
     def partition_for_key(self, key: Any) -> int:
         partitions = self.partitions or self.app.conf.topic_partitions
         return key_partition(bytes(key), int(partitions))
