@@ -25,6 +25,7 @@ from streams.exposition.pipeline_metrics import PipelineMetrics
 from streams.exposition.text import generate
 from streams.kafka_security import faust_credentials, kafka_python_kwargs, ssl_context
 from streams.kafka_tools import partition_counts
+from streams.pipeline import heap
 from streams.pipeline.aggregate_stage import AggregateStage, Alerter
 from streams.pipeline.envelope import (
     TICK_KEY,
@@ -57,6 +58,8 @@ RAW: dict[str, Any] = {
 }
 BATCH_MAX = 2000
 BATCH_WITHIN_S = 0.1
+#: How often freed heap memory is handed back to the OS.
+HEAP_RELEASE_S = 30.0
 
 
 def _record(event: Any) -> Record:
@@ -344,6 +347,13 @@ class Pipeline:
         @app.timer(interval_s(self.settings.stall_timeout_s))  # type: ignore[untyped-decorator]
         async def watchdog() -> None:
             await self.liveness.check()
+
+        @app.timer(HEAP_RELEASE_S)  # type: ignore[untyped-decorator]
+        async def release_heap() -> None:
+            # Processing frees far more than the state keeps; glibc holds it
+            # in the process until asked (see heap.py): 1,000 keys 543 MB ->
+            # 440 MB after a minute.
+            heap.release()
 
         @app.page("/metrics")
         async def metrics_view(web: Any, request: Any) -> Any:
