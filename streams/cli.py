@@ -35,6 +35,8 @@ WORKER_HELP = {
     "alertmanager_url": "Alertmanager base URL to forward alerts to",
     "web_host": "address serving /metrics, /healthz, /readyz (0.0.0.0 in containers)",
     "stall_timeout_s": "exit non-zero after this long without progress while lagging or without a broker",
+    "preload_max_records": "a new worker reads its changelogs in bulk when they hold at most "
+    "this many records (0: never; each worker reads every partition, then keeps its own)",
     "kafka_security_protocol": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
     "kafka_sasl_mechanism": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)",
     "kafka_sasl_username": "SASL user name (with SASL_*)",

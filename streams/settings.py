@@ -117,6 +117,8 @@ class Settings:
     log_level: str = "info"
     confidence: float = 0.95
     stall_timeout_s: float = 300.0
+    #: a new worker reads its changelogs in bulk up to this many records
+    preload_max_records: int = 5_000_000
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
@@ -305,6 +307,11 @@ SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
     "log_level": ("--log-level", "CX_LOG_LEVEL", _log_level),
     "confidence": ("--confidence", "CX_CONFIDENCE", _confidence),
     "stall_timeout_s": ("--stall-timeout", "CX_STALL_TIMEOUT", _seconds_at_least(1)),
+    "preload_max_records": (
+        "--preload-max-records",
+        "CX_PRELOAD_MAX_RECORDS",
+        _int_in(0, 10**12),
+    ),
     "kafka_security_protocol": (
         "--kafka-security-protocol",
         "CX_KAFKA_SECURITY_PROTOCOL",

@@ -246,7 +246,7 @@ class _BusinessAndSla:
         return [fam for fam in out if fam is not DISCARD]
 
 
-class _Fams:
+class _Collection:
     """The contract families of one collection, or of one key's part of one
     (``new`` decides which are made and which are ``DISCARD``)."""
 
@@ -540,7 +540,9 @@ class CxCollector(Collector):
                 yield Rendered(f, "".join(texts.get(f.name, ())), samples_of)
 
     def _filled(self, views: Iterable[KeyView], keep: Keep) -> list[Metric]:
-        fams = _Fams(self.dimensions, _Families(keep), self._bounds, self._business, self._sla)
+        fams = _Collection(
+            self.dimensions, _Families(keep), self._bounds, self._business, self._sla
+        )
         for view in views:
             fams.add(view)
         return fams.families()

@@ -208,6 +208,7 @@ class Pipeline:
             kafka_python_kwargs(security, ssl_context(security)),
             stores,
             partitions,
+            self.settings.preload_max_records,
         )
         if done is not None:
             log.info(

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 #: Longest a bulk read may take before it is abandoned (Faust then replays).
 PRELOAD_TIMEOUT_S = 600.0
+MAX_RECORDS_SETTING = "--preload-max-records / CX_PRELOAD_MAX_RECORDS"
 
 
 class PreloadStore(MemoryStore[bytes, bytes]):
@@ -101,6 +102,10 @@ class PreloadStore(MemoryStore[bytes, bytes]):
         self.marks.clear()
 
 
+class _TooManyRecordsError(Exception):
+    pass
+
+
 @dataclass(frozen=True)
 class Preloaded:
     records: int
@@ -113,13 +118,17 @@ def preload(
     client_kwargs: Mapping[str, Any],
     stores: Mapping[str, PreloadStore],
     partitions: Mapping[str, int],
+    max_records: int,
     timeout_s: float = PRELOAD_TIMEOUT_S,
 ) -> Preloaded | None:
     """Read every partition of each changelog topic (``stores``: topic ->
     its table's store; ``partitions``: topic -> its partition count, for the
     topics that exist) into its store, in a thread of its own with its own
-    event loop (Faust's is not running yet). None when it failed: then
-    nothing was loaded."""
+    event loop (Faust's is not running yet). Every worker reads every
+    partition and keeps only its own at its first assignment, so changelogs
+    holding more than ``max_records`` records are left to Faust (a worker
+    of a large group would hold the whole state for a moment). None when it
+    failed or was left: then nothing was loaded."""
     result: list[Preloaded] = []
     error: list[BaseException] = []
 
@@ -127,7 +136,9 @@ def preload(
         try:
             result.append(
                 asyncio.run(
-                    asyncio.wait_for(_read(bootstrap, client_kwargs, stores, partitions), timeout_s)
+                    asyncio.wait_for(
+                        _read(bootstrap, client_kwargs, stores, partitions, max_records), timeout_s
+                    )
                 )
             )
         except BaseException as exc:  # reported below; the worker goes on without it
@@ -136,6 +147,9 @@ def preload(
     thread = threading.Thread(target=run, name="cx-preload", daemon=True)
     thread.start()
     thread.join()
+    if error and isinstance(error[0], _TooManyRecordsError):
+        log.info("%s: Faust replays the changelogs record by record", error[0])
+        return None
     if error or not result:
         for store in stores.values():
             store.clear_loaded()
@@ -152,6 +166,7 @@ async def _read(
     client_kwargs: Mapping[str, Any],
     stores: Mapping[str, PreloadStore],
     partitions: Mapping[str, int],
+    max_records: int,
 ) -> Preloaded:
     t0 = time.monotonic()
     consumer = AIOKafkaConsumer(
@@ -170,6 +185,12 @@ async def _read(
         consumer.assign(tps)
         begin = await consumer.beginning_offsets(tps)
         end = await consumer.end_offsets(tps)
+        held = sum(end[tp] - begin[tp] for tp in tps)
+        if held > max_records:
+            raise _TooManyRecordsError(
+                f"the changelogs hold {held} records, more than {MAX_RECORDS_SETTING} "
+                f"= {max_records}"
+            )
         todo = {tp for tp in tps if end[tp] > begin[tp]}
         for tp in todo:
             consumer.seek(tp, begin[tp])

@@ -96,7 +96,7 @@ def test_the_store_holds_each_partitions_replay_and_marks_where_faust_resumes(
     first = _changes(rng, 3000, (0, 1))  # partition 2 stays empty
     _write(kafka_bootstrap, topic, first)
 
-    done = preload(kafka_bootstrap, {}, {topic: store}, {topic: PARTITIONS})
+    done = preload(kafka_bootstrap, {}, {topic: store}, {topic: PARTITIONS}, 10_000)
     assert done is not None and done.records == len(first) and done.partitions == PARTITIONS
     assert dict(store.data) == _replayed(first)
     assert all(store._key_partition[k] == int(k[1:2]) for k in store.data)
@@ -137,6 +137,18 @@ def test_a_failed_bulk_read_leaves_nothing_behind(kafka_bootstrap: str) -> None:
     store.marks[0] = 41
     # No broker there: the read fails, and what was loaded goes with it
     # (Faust then replays every partition as usual).
-    done = preload("127.0.0.1:1", {}, {topic: store}, {topic: PARTITIONS}, timeout_s=20.0)
+    done = preload("127.0.0.1:1", {}, {topic: store}, {topic: PARTITIONS}, 10_000, timeout_s=20.0)
     assert done is None
     assert dict(store.data) == {} and store.marks == {} and not store._key_partition
+
+
+def test_changelogs_larger_than_the_limit_are_left_to_faust(kafka_bootstrap: str) -> None:
+    _, topic, store = _table_store(kafka_bootstrap)
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    admin.close()
+    _write(kafka_bootstrap, topic, _changes(random.Random(3), 300, (0, 1, 2)))
+    assert preload(kafka_bootstrap, {}, {topic: store}, {topic: PARTITIONS}, 299) is None
+    assert dict(store.data) == {} and store.marks == {}
+    done = preload(kafka_bootstrap, {}, {topic: store}, {topic: PARTITIONS}, 300)
+    assert done is not None and done.records == 300
