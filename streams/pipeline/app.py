@@ -192,6 +192,8 @@ class Pipeline:
     def preload_tables(self) -> None:
         """Read the tables' changelogs in bulk before the app starts (a new
         process has nothing in memory; see preload.py)."""
+        if self.settings.preload_max_records == 0:
+            return
         security = self.settings.kafka_security
         stores: dict[str, PreloadStore] = {}
         for table in (self.tickets_table, self.windows_table):

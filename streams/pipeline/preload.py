@@ -43,7 +43,7 @@ MAX_RECORDS_SETTING = "--preload-max-records / CX_PRELOAD_MAX_RECORDS"
 
 class PreloadStore(MemoryStore[bytes, bytes]):
     """Faust's in-memory store, which may start with a bulk-read prefix of
-    its changelog (``put_loaded`` / ``mark``)."""
+    its changelog (``put_loaded``, ``marks``)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
