@@ -203,6 +203,10 @@ class _BusinessAndSla:
             "SLA targets met / decided in the window, placed when decided (0..1).",
             labels=[*w, "target"],
         )
+        # Business families all left out of this collection: nothing to walk.
+        self.business = business and any(
+            f is not DISCARD for f in (self.frt, self.res, self.frt_win, self.res_win)
+        )
 
     def add(self, view: KeyView, lv: list[str]) -> None:
         c = view.counters
@@ -231,6 +235,8 @@ class _BusinessAndSla:
                     self.pending.add_metric([*lv, priority, target, st], n)
         for target, due_us in sorted(c.sla_next_due_us.items()):
             self.next_due.add_metric([*lv, target], max(0, due_us - view.now_us) / US_PER_S)
+        if self.achieved is DISCARD:
+            return
         for snap in view.windows:
             for target in SLA_TARGETS:
                 ratio = snap.sla_achieved_ratio(target)
@@ -376,10 +382,21 @@ class _Collection:
         ]
         self.firing_total: dict[tuple[str, str], int] = {}
         self.extensions = _BusinessAndSla(d, business, sla, new)
+        # A collection of only a few families (a selective scrape, or the
+        # ones that move with every scrape) skips walking every key's
+        # counters and windows.
+        self.any_keyed = bool(self.bounds) or any(f is not DISCARD for f in self._keyed())
 
     def add(self, view: KeyView) -> None:
         """One key's samples."""
         lv = list(view.labels)
+        if self.any_keyed:
+            self._add_keyed(view, lv)
+        for key, n in view.firing.items():
+            self.firing_total[key] = self.firing_total.get(key, 0) + n
+        self.extensions.add(view, lv)
+
+    def _add_keyed(self, view: KeyView, lv: list[str]) -> None:
         c = view.counters
         for category in NPS_CATEGORIES:
             self.nps.add_metric([*lv, category], c.nps.get(category, 0))
@@ -425,15 +442,11 @@ class _Collection:
                         fam.add_metric([*wl, "upper"], found[1])
             _summary(self.frt_win, self.w, wl, snap.first_response)
             _summary(self.res_win, self.w, wl, snap.resolution)
-        for key, n in view.firing.items():
-            self.firing_total[key] = self.firing_total.get(key, 0) + n
-        self.extensions.add(view, lv)
 
-    def families(self) -> list[Metric]:
-        """The families made, in the order of every exposition."""
-        for (alertname, severity), n in sorted(self.firing_total.items()):
-            self.firing.add_metric([alertname, severity], n)
-        families = (
+    def _keyed(self) -> tuple[Any, ...]:
+        """The families with series per key (all but alerts firing and the
+        bounds), in exposition order."""
+        return (
             self.nps,
             self.csat,
             self.ces,
@@ -453,9 +466,13 @@ class _Collection:
             self.fcr_win,
             self.frt_win,
             self.res_win,
-            self.firing,
         )
-        out = [fam for fam in families if fam is not DISCARD]
+
+    def families(self) -> list[Metric]:
+        """The families made, in the order of every exposition."""
+        for (alertname, severity), n in sorted(self.firing_total.items()):
+            self.firing.add_metric([alertname, severity], n)
+        out = [fam for fam in (*self._keyed(), self.firing) if fam is not DISCARD]
         if self.bounds_of is not None:
             out += [fam for _, fam in self.bounds]
         return out + self.extensions.families()
