@@ -37,6 +37,9 @@ WORKER_HELP = {
     "stall_timeout_s": "exit non-zero after this long without progress while lagging or without a broker",
     "preload_max_records": "a new worker reads its changelogs in bulk when they hold at most "
     "this many records (0: never; each worker reads every partition, then keeps its own)",
+    "delivery": "batch: the stages get each fetch's records at once (fast); "
+    "stream: one at a time through Faust's streams",
+    "event_loop": "uvloop (fast) or asyncio (the standard library's)",
     "kafka_security_protocol": "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL",
     "kafka_sasl_mechanism": "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (with SASL_*)",
     "kafka_sasl_username": "SASL user name (with SASL_*)",

@@ -119,6 +119,10 @@ class Settings:
     stall_timeout_s: float = 300.0
     #: a new worker reads its changelogs in bulk up to this many records
     preload_max_records: int = 5_000_000
+    #: how records reach the stages: a fetch at a time, or Faust's streams
+    delivery: str = "batch"
+    #: the asyncio event loop: uvloop's (where installed) or the standard one
+    event_loop: str = "uvloop"
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
@@ -249,10 +253,14 @@ def _confidence(text: str, setting: str) -> float:
 
 
 def _choice(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    """One of ``choices``, in any case; returned in theirs."""
+    by_folded = {c.casefold(): c for c in choices}
+
     def parse(text: str, setting: str) -> str:
-        if text.upper() not in choices:
+        choice = by_folded.get(text.casefold())
+        if choice is None:
             raise SettingsError(f"{setting}: {text!r} is not one of {', '.join(choices)}")
-        return text.upper()
+        return choice
 
     return parse
 
@@ -278,6 +286,11 @@ def _readable_file(text: str, setting: str) -> Path:
         raise SettingsError(f"{setting}: cannot read {text!r}: {exc.strerror}") from None
     return path
 
+
+#: ``--delivery``: a fetch at a time to the stages, or Faust's per-record streams
+DELIVERIES = ("batch", "stream")
+#: ``--event-loop``
+EVENT_LOOPS = ("uvloop", "asyncio")
 
 #: field -> (flag, environment variable, parser)
 SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
@@ -312,6 +325,8 @@ SETTINGS: dict[str, tuple[str, str, Callable[[str, str], Any]]] = {
         "CX_PRELOAD_MAX_RECORDS",
         _int_in(0, 10**12),
     ),
+    "delivery": ("--delivery", "CX_DELIVERY", _choice(DELIVERIES)),
+    "event_loop": ("--event-loop", "CX_EVENT_LOOP", _choice(EVENT_LOOPS)),
     "kafka_security_protocol": (
         "--kafka-security-protocol",
         "CX_KAFKA_SECURITY_PROTOCOL",

@@ -244,6 +244,40 @@ def test_processing_error_is_dead_lettered_and_processing_continues(
     )
 
 
+@pytest.mark.parametrize("failing", ["c1", "r1"])
+def test_a_bug_that_changed_the_state_leaves_it_as_before_the_event(
+    monkeypatch: pytest.MonkeyPatch, failing: str
+) -> None:
+    """c1 is the first event of its ticket in the batch (its state was loaded
+    for it), r1 a later one (its state was changed earlier in the batch):
+    either way the state the batch writes is the one without that event."""
+    tickets, _ = _story()
+    expected = Harness()
+    expected.feed("tickets", [t for t in tickets if t["event_id"] != failing])
+    expected.run_tickets(expected.route)
+
+    h = Harness()
+    h.feed("tickets", tickets)
+    real = tickets_mod.RouteState.apply_ticket
+
+    def buggy(self: Any, ev: Any, now_us: int, cap: Any, *rest: Any) -> Any:
+        outcome = real(self, ev, now_us, cap, *rest)  # the state is changed, then
+        if ev.event_id == failing:
+            raise RuntimeError("boom")
+        return outcome
+
+    monkeypatch.setattr(tickets_mod.RouteState, "apply_ticket", buggy)
+    h.run_tickets(h.route)
+    assert [d[2] for d in h.dead] == ["processing_error"]
+    got = {k: tickets_mod.RouteState.from_bytes(v) for k, v in h.tickets_table.items()}
+    want = {k: tickets_mod.RouteState.from_bytes(v) for k, v in expected.tickets_table.items()}
+    assert got.keys() == want.keys()
+    for key, state in got.items():
+        assert state.seen == want[key].seen
+        assert state.created == want[key].created
+        assert state.agent_first_us == want[key].agent_first_us
+
+
 def test_aggregate_bug_dead_letters_one_record_and_keeps_the_rest(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

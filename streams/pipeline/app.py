@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
+from functools import partial
 from typing import Any
 
 import faust
@@ -27,6 +28,7 @@ from streams.kafka_security import faust_credentials, kafka_python_kwargs, ssl_c
 from streams.kafka_tools import partition_counts
 from streams.pipeline import heap
 from streams.pipeline.aggregate_stage import AggregateStage, Alerter
+from streams.pipeline.delivery import install_batch_delivery
 from streams.pipeline.envelope import (
     TICK_KEY,
     Provenance,
@@ -62,8 +64,8 @@ BATCH_WITHIN_S = 0.1
 HEAP_RELEASE_S = 30.0
 
 
-def _record(event: Any) -> Record:
-    msg = event.message
+def _record(msg: Any) -> Record:
+    """A Faust message of an internal topic as a stage's record."""
     return Record(
         key=msg.key,
         value=msg.value,
@@ -281,63 +283,42 @@ class Pipeline:
         async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
             self.aggregate.assign()
 
-        async def ingest(stream: Any, source: str) -> AsyncIterator[None]:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                in_place: list[Record] = []
-                for event in events:
-                    msg = event.message
-                    prov = Provenance(
-                        source=source,
-                        topic=msg.topic,
-                        partition=msg.partition,
-                        offset=msg.offset,
-                        key=msg.key,
-                        received_us=self.clock.now_us(),
-                    )
-                    try:
-                        rec = await self.ingest.handle(prov, msg.value)
-                    except Exception as exc:
-                        log.exception(
-                            "processing_error at ingest %s/%d@%d",
-                            msg.topic,
-                            msg.partition,
-                            msg.offset,
-                        )
-                        self.metrics.rejected(source, "processing_error")
-                        await self._send_deadletter(
-                            prov, msg.value, "processing_error", repr(exc)[:300]
-                        )
-                        continue
-                    if rec is not None:
-                        in_place.append(rec)
-                if in_place:
-                    await self.tickets.handle_batch(in_place)
-                await self._flushed()
-                yield None
-
         @app.agent(self.tickets_topic, name="cx-ingest-tickets")
         async def ingest_tickets(stream: Any) -> AsyncIterator[None]:
-            async for _ in ingest(stream, "tickets"):
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await self._ingest_batch("tickets", [e.message for e in events])
                 yield None
 
         @app.agent(self.surveys_topic, name="cx-ingest-surveys")
         async def ingest_surveys(stream: Any) -> AsyncIterator[None]:
-            async for _ in ingest(stream, "surveys"):
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await self._ingest_batch("surveys", [e.message for e in events])
                 yield None
 
         @app.agent(self.route_topic, name="cx-tickets")
         async def tickets_stage(stream: Any) -> AsyncIterator[None]:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                await self.tickets.handle_batch([_record(e) for e in events])
-                await self._flushed()
+                await self._tickets_batch([e.message for e in events])
                 yield None
 
         @app.agent(self.obs_topic, name="cx-aggregate")
         async def aggregate_stage(stream: Any) -> AsyncIterator[None]:
             async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                await self.aggregate.handle_batch([_record(e) for e in events])
-                await self._flushed()
+                await self._aggregate_batch([e.message for e in events])
                 yield None
+
+        if self.settings.delivery == "batch":
+            # The agents above stay subscribed (assignment, commits); their
+            # records reach the same handlers a fetch at a time instead.
+            install_batch_delivery(
+                app,
+                {
+                    self.tickets_topic.get_topic_name(): partial(self._ingest_batch, "tickets"),
+                    self.surveys_topic.get_topic_name(): partial(self._ingest_batch, "surveys"),
+                    self.route_topic.get_topic_name(): self._tickets_batch,
+                    self.obs_topic.get_topic_name(): self._aggregate_batch,
+                },
+            )
 
         @app.timer(self.settings.tick_interval_s)  # type: ignore[untyped-decorator]
         async def tick_aggregate() -> None:
@@ -398,6 +379,42 @@ class Pipeline:
                 {"ready": ready, "recovering": self.liveness.recovering()},
                 status=200 if ready else 503,
             )
+
+    # -- the stages' batches (from the agents or a fetch at a time) --------
+
+    async def _ingest_batch(self, source: str, messages: Sequence[Any]) -> None:
+        in_place: list[Record] = []
+        for msg in messages:
+            prov = Provenance(
+                source=source,
+                topic=msg.topic,
+                partition=msg.partition,
+                offset=msg.offset,
+                key=msg.key,
+                received_us=self.clock.now_us(),
+            )
+            try:
+                rec = await self.ingest.handle(prov, msg.value)
+            except Exception as exc:
+                log.exception(
+                    "processing_error at ingest %s/%d@%d", msg.topic, msg.partition, msg.offset
+                )
+                self.metrics.rejected(source, "processing_error")
+                await self._send_deadletter(prov, msg.value, "processing_error", repr(exc)[:300])
+                continue
+            if rec is not None:
+                in_place.append(rec)
+        if in_place:
+            await self.tickets.handle_batch(in_place)
+        await self._flushed()
+
+    async def _tickets_batch(self, messages: Sequence[Any]) -> None:
+        await self.tickets.handle_batch([_record(m) for m in messages])
+        await self._flushed()
+
+    async def _aggregate_batch(self, messages: Sequence[Any]) -> None:
+        await self.aggregate.handle_batch([_record(m) for m in messages])
+        await self._flushed()
 
     async def _flushed(self) -> None:
         """Wait until everything a batch sent (records and table changelog

@@ -115,6 +115,7 @@ class TicketStage:
                     await self._send_deadletter(prov, rec.value, event.reason, event.detail)
                     continue
                 state = states.get(key)
+                loaded = state is None
                 if state is None:
                     state = self._load(key)
                 if rec.partition == state.partition and rec.offset <= state.offsets.get(
@@ -125,9 +126,14 @@ class TicketStage:
                     self.metrics.replays_skipped.labels("tickets").inc()
                     states[key] = state
                     continue
-                # A bug in apply() may leave the state half-changed: keep the
-                # pre-event bytes so the rest of the batch continues from them.
-                before = state.to_bytes()
+                # A bug in apply() may leave the state half-changed: the rest
+                # of the batch must continue from the state before the event.
+                # A state loaded for this event is still in the table (tables
+                # are written after the batch); one changed earlier in this
+                # batch is kept as bytes first (rarer: a ticket's events are
+                # usually minutes apart).
+                if not loaded:
+                    before = state.to_bytes()
                 state.expire(prov.received_us, dedup_horizon_us=self._dedup_us)
                 if isinstance(event, SurveyResponse):
                     outcome = state.apply_survey(event, prov.received_us, self.cap)
@@ -145,6 +151,8 @@ class TicketStage:
                 )
                 if before is not None:
                     states[key] = RouteState.from_bytes(before)
+                # else: this state was loaded for the event and is not in
+                # ``states``, so the key's next event loads it afresh.
                 self.metrics.rejected(prov.source, "processing_error")
                 await self._send_deadletter(
                     prov, rec.value, "processing_error", f"{type(exc).__name__}: {exc}"[:300]
