@@ -199,3 +199,25 @@ def test_a_failed_batch_is_neither_acked_nor_left_in_flight() -> None:
         run(consumer, {"a": handle})
     assert consumer.acked == []
     assert not consumer._unacked_messages  # wait_empty would otherwise wait forever
+
+
+def test_a_stop_during_a_batch_lets_it_finish_and_acks_it() -> None:
+    consumer = Consumer([msgs("a", 0, [0, 1])])
+    finished: list[int] = []
+
+    async def handle(messages: Sequence[Message]) -> None:
+        await asyncio.sleep(0.05)  # still sending when the stop comes
+        finished.extend(m.offset for m in messages)
+
+    async def main() -> None:
+        install_batch_delivery(consumer.app, {"a": handle})
+        drain = asyncio.ensure_future(consumer._drain_messages(Fetcher()))  # type: ignore[attr-defined]
+        await asyncio.sleep(0.01)
+        drain.cancel()  # what Faust's Fetcher.on_stop does
+        with pytest.raises(asyncio.CancelledError):
+            await drain
+
+    asyncio.run(main())
+    assert finished == [0, 1]
+    assert [m.offset for m in consumer.acked] == [0, 1]
+    assert not consumer._unacked_messages

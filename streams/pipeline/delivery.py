@@ -26,9 +26,11 @@ batch sent and wrote was acknowledged by the broker (the stages flush).
 A batch fetched while the flow is suspended (a rebalance began) is not
 handled, as Faust drops the records it has queued then: the rebalance
 ends by seeking every stream partition to its committed offset, so they
-are read again by their owner. A handler that fails or is cancelled
-leaves its records unacknowledged: never committed, read again after a
-restart, where the stages' high-water marks make the replay harmless.
+are read again by their owner. When the fetcher is stopped
+(SIGTERM) during a batch, the batch runs to its end and is acknowledged
+first, so a graceful stop re-reads nothing. A handler that fails leaves
+its records unacknowledged: never committed, read again after a restart,
+where the stages' high-water marks make the replay harmless.
 An error escaping a handler stops the fetch, as in Faust's loop.
 """
 
@@ -122,17 +124,28 @@ async def _drain(consumer: Any, handlers: Mapping[str, BatchHandler], fetcher: A
 async def _deliver(consumer: Any, handler: BatchHandler, messages: list[Any]) -> None:
     for message in messages:
         consumer.track_message(message)  # in flight: wait_empty waits for it
-    done = False
+    batch = asyncio.ensure_future(handler(messages))
     try:
-        await handler(messages)
-        done = True
-    finally:
-        if done:
-            for message in messages:
-                consumer.ack(message)
-        else:
-            # Not acknowledged, so never committed; no longer in flight, so a
-            # rebalance or a stop does not wait for it.
+        try:
+            await asyncio.shield(batch)
+        except asyncio.CancelledError:
+            # The fetcher stops (SIGTERM): the batch runs to its end and is
+            # acknowledged, so the commit that follows covers it and the next
+            # owner reads nothing twice. Then the stop goes on.
+            await batch
+            _ack(consumer, messages)
+            raise
+    except BaseException:
+        if not (batch.done() and not batch.cancelled() and batch.exception() is None):
+            # Not acknowledged, so never committed; no longer in flight, so
+            # a rebalance or a stop does not wait for it.
             unacked = consumer._unacked_messages
             for message in messages:
                 unacked.discard(message)
+        raise
+    _ack(consumer, messages)
+
+
+def _ack(consumer: Any, messages: list[Any]) -> None:
+    for message in messages:
+        consumer.ack(message)
