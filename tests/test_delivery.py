@@ -140,14 +140,28 @@ class Fetcher:
         self._stopped = Flag()
 
 
-def run(consumer: Consumer, handlers: dict[str, Any]) -> None:
-    install_batch_delivery(consumer.app, handlers)
+class Flushes:
+    """The flush: records what was acknowledged when it ran."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self.consumer = consumer
+        self.acked_before: list[int] = []
+
+    async def __call__(self) -> None:
+        self.acked_before.append(len(self.consumer.acked))
+
+
+def run(consumer: Consumer, handlers: dict[str, Any]) -> Flushes:
+    flush = Flushes(consumer)
+    install_batch_delivery(consumer.app, handlers, flush)
     asyncio.run(consumer._drain_messages(Fetcher()))  # type: ignore[attr-defined]
+    return flush
 
 
 def test_each_fetch_reaches_its_topics_handlers_as_one_batch_then_is_acked() -> None:
     a0, a1, other = msgs("a", 0, [0, 1, 2]), msgs("a", 1, [0]), msgs("x", 0, [5])
-    consumer = Consumer([a0[:2] + other + a1, a0[2:]])
+    b0 = msgs("b", 0, [7])
+    consumer = Consumer([a0[:2] + other + a1 + b0, a0[2:]])
     batches: list[list[tuple[str, int, int]]] = []
 
     async def handle(messages: Sequence[Message]) -> None:
@@ -155,12 +169,20 @@ def test_each_fetch_reaches_its_topics_handlers_as_one_batch_then_is_acked() -> 
         assert all(m in consumer._unacked_messages and not m.acked for m in messages)
         batches.append([(m.topic, m.partition, m.offset) for m in messages])
 
-    run(consumer, {"a": handle})
-    assert batches == [[("a", 0, 0), ("a", 0, 1), ("a", 1, 0)], [("a", 0, 2)]]
-    assert consumer.acked == a0[:2] + a1 + a0[2:]
+    flush = run(consumer, {"b": handle, "a": handle})
+    # In the handlers' order (b first), one list per topic per fetch.
+    assert batches == [[("b", 0, 7)], [("a", 0, 0), ("a", 0, 1), ("a", 1, 0)], [("a", 0, 2)]]
+    # One flush per fetch, before any of its records is acknowledged.
+    assert flush.acked_before == [0, 4]
+    assert consumer.acked == b0 + a0[:2] + a1 + a0[2:]
     assert not consumer._unacked_messages
     assert consumer.via_callback == other  # topics without a handler: Faust's path
-    assert consumer._read_offset == {TP("a", 0): 2, TP("a", 1): 0, TP("x", 0): 5}
+    assert consumer._read_offset == {
+        TP("a", 0): 2,
+        TP("a", 1): 0,
+        TP("b", 0): 7,
+        TP("x", 0): 5,
+    }
 
 
 def test_records_below_the_read_offset_are_dropped_and_gaps_registered() -> None:
@@ -190,14 +212,17 @@ def test_a_fetch_made_once_a_rebalance_began_is_not_handled_nor_tracked() -> Non
 
 
 def test_a_failed_batch_is_neither_acked_nor_left_in_flight() -> None:
-    consumer = Consumer([msgs("a", 0, [0, 1])])
+    consumer = Consumer([msgs("b", 0, [0]) + msgs("a", 0, [0, 1])])
+
+    async def fine(messages: Sequence[Message]) -> None:
+        pass
 
     async def handle(messages: Sequence[Message]) -> None:
         raise RuntimeError("broker gone")
 
     with pytest.raises(RuntimeError, match="broker gone"):
-        run(consumer, {"a": handle})
-    assert consumer.acked == []
+        run(consumer, {"b": fine, "a": handle})
+    assert consumer.acked == []  # nor the fetch's other batch: nothing was flushed
     assert not consumer._unacked_messages  # wait_empty would otherwise wait forever
 
 
@@ -210,7 +235,7 @@ def test_a_stop_during_a_batch_lets_it_finish_and_acks_it() -> None:
         finished.extend(m.offset for m in messages)
 
     async def main() -> None:
-        install_batch_delivery(consumer.app, {"a": handle})
+        install_batch_delivery(consumer.app, {"a": handle}, Flushes(consumer))
         drain = asyncio.ensure_future(consumer._drain_messages(Fetcher()))  # type: ignore[attr-defined]
         await asyncio.sleep(0.01)
         drain.cancel()  # what Faust's Fetcher.on_stop does

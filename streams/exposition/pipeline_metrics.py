@@ -6,6 +6,8 @@ restarts, as Prometheus counters do; ``rate()`` handles that.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.domain.model import REASONS
@@ -83,7 +85,17 @@ class PipelineMetrics:
             "1 while this worker recovers its tables from their changelogs (numbers catching up).",
             registry=registry,
         )
+        self._outcomes: dict[tuple[str, str], Any] = {}
         self._prime()
+
+    def outcome(self, source: str, outcome: str) -> None:
+        """One input record applied or found a duplicate. Runs for every
+        event: the labelled child is looked up once (``labels()`` validates
+        and locks on every call)."""
+        child = self._outcomes.get((source, outcome))
+        if child is None:
+            child = self._outcomes[(source, outcome)] = self.events.labels(source, outcome)
+        child.inc()
 
     def rejected(self, source: str, reason: str) -> None:
         """One input record dead-lettered: counted as an invalid outcome and by reason."""

@@ -28,7 +28,7 @@ from streams.kafka_security import faust_credentials, kafka_python_kwargs, ssl_c
 from streams.kafka_tools import partition_counts
 from streams.pipeline import heap
 from streams.pipeline.aggregate_stage import AggregateStage, Alerter
-from streams.pipeline.delivery import install_batch_delivery
+from streams.pipeline.delivery import install_batch_delivery, shorten_fetch_wait
 from streams.pipeline.envelope import (
     TICK_KEY,
     Provenance,
@@ -119,6 +119,10 @@ class Pipeline:
             # partition per batch instead of one per record.
             producer_linger=0.005,
             broker_commit_interval=1.0,
+            # A fetch hands a stage at most this many records: a batch takes
+            # a fraction of a second, so the stages downstream, a rebalance
+            # or a stop never wait long for it.
+            broker_max_poll_records=BATCH_MAX,
             # A crashed worker's partitions move once the group coordinator
             # gives up on it: 10 s instead of Faust's 60 s, so numbers are
             # exact again sooner after a kill (heartbeats every 3 s).
@@ -127,6 +131,7 @@ class Pipeline:
         )
         app = self.app
         guard_stream_positions(app)
+        shorten_fetch_wait(app)
         self.tickets_topic = app.topic(s.tickets_topic, **RAW)
         self.surveys_topic = app.topic(s.surveys_topic, **RAW)
         self.route_topic = app.topic(
@@ -283,41 +288,45 @@ class Pipeline:
         async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
             self.aggregate.assign()
 
+        async def each_batch(stream: Any, handle: Any) -> AsyncIterator[None]:
+            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+                await handle([e.message for e in events])
+                await self._flushed()
+                yield None
+
         @app.agent(self.tickets_topic, name="cx-ingest-tickets")
         async def ingest_tickets(stream: Any) -> AsyncIterator[None]:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                await self._ingest_batch("tickets", [e.message for e in events])
+            async for _ in each_batch(stream, partial(self._ingest_batch, "tickets")):
                 yield None
 
         @app.agent(self.surveys_topic, name="cx-ingest-surveys")
         async def ingest_surveys(stream: Any) -> AsyncIterator[None]:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                await self._ingest_batch("surveys", [e.message for e in events])
+            async for _ in each_batch(stream, partial(self._ingest_batch, "surveys")):
                 yield None
 
         @app.agent(self.route_topic, name="cx-tickets")
         async def tickets_stage(stream: Any) -> AsyncIterator[None]:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                await self._tickets_batch([e.message for e in events])
+            async for _ in each_batch(stream, self._tickets_batch):
                 yield None
 
         @app.agent(self.obs_topic, name="cx-aggregate")
         async def aggregate_stage(stream: Any) -> AsyncIterator[None]:
-            async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
-                await self._aggregate_batch([e.message for e in events])
+            async for _ in each_batch(stream, self._aggregate_batch):
                 yield None
 
         if self.settings.delivery == "batch":
             # The agents above stay subscribed (assignment, commits); their
-            # records reach the same handlers a fetch at a time instead.
+            # records reach the same handlers a fetch at a time instead,
+            # downstream stages first, with one flush per fetch.
             install_batch_delivery(
                 app,
                 {
+                    self.obs_topic.get_topic_name(): self._aggregate_batch,
+                    self.route_topic.get_topic_name(): self._tickets_batch,
                     self.tickets_topic.get_topic_name(): partial(self._ingest_batch, "tickets"),
                     self.surveys_topic.get_topic_name(): partial(self._ingest_batch, "surveys"),
-                    self.route_topic.get_topic_name(): self._tickets_batch,
-                    self.obs_topic.get_topic_name(): self._aggregate_batch,
                 },
+                self._flushed,
             )
 
         @app.timer(self.settings.tick_interval_s)  # type: ignore[untyped-decorator]
@@ -380,7 +389,8 @@ class Pipeline:
                 status=200 if ready else 503,
             )
 
-    # -- the stages' batches (from the agents or a fetch at a time) --------
+    # -- the stages' batches (from the agents or a fetch at a time); the
+    # caller flushes before the records may be acknowledged -----------------
 
     async def _ingest_batch(self, source: str, messages: Sequence[Any]) -> None:
         in_place: list[Record] = []
@@ -406,15 +416,12 @@ class Pipeline:
                 in_place.append(rec)
         if in_place:
             await self.tickets.handle_batch(in_place)
-        await self._flushed()
 
     async def _tickets_batch(self, messages: Sequence[Any]) -> None:
         await self.tickets.handle_batch([_record(m) for m in messages])
-        await self._flushed()
 
     async def _aggregate_batch(self, messages: Sequence[Any]) -> None:
         await self.aggregate.handle_batch([_record(m) for m in messages])
-        await self._flushed()
 
     async def _flushed(self) -> None:
         """Wait until everything a batch sent (records and table changelog

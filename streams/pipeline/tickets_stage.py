@@ -24,7 +24,6 @@ out like the close observations, before the changed states are written.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import inspect
 import logging
 from collections import defaultdict
@@ -162,14 +161,14 @@ class TicketStage:
             state.partition = rec.partition
             state.offsets[rec.space] = max(state.offsets.get(rec.space, -1), rec.offset)
             dirty.add(key)
-            self.metrics.events.labels(prov.source, outcome.status).inc()
+            self.metrics.outcome(prov.source, outcome.status)
             if outcome.status != "accepted":
                 continue  # a duplicate has no effect, and is not late either
             if is_late(event.occurred_us, prov.received_us, self.settings.longest_window_us):
                 self.metrics.late.labels(prov.source).inc()
             position = rec.position_partition
             for index, obs in enumerate(outcome.observations):
-                stamped = dataclasses.replace(obs, obs_id=obs_id(position, rec.offset, index))
+                stamped = obs.with_id(obs_id(position, rec.offset, index))
                 out[dims_key(obs.dims)].append(stamped)
             if (
                 outcome.status == "accepted"
@@ -245,7 +244,7 @@ class TicketStage:
                 if emitted:
                     changed[key] = state
             for obs in emitted:
-                stamped = dataclasses.replace(obs, obs_id=obs_id(p, offset, index[p]))
+                stamped = obs.with_id(obs_id(p, offset, index[p]))
                 index[p] += 1
                 out[dims_key(obs.dims)].append(stamped)
         await _delivered(
