@@ -6,7 +6,7 @@ delivery (the default)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,32 +151,43 @@ class Flushes:
         self.acked_before.append(len(self.consumer.acked))
 
 
-def run(consumer: Consumer, handlers: dict[str, Any]) -> Flushes:
+def run(consumer: Consumer, topics: Sequence[str], handle: Any) -> Flushes:
     flush = Flushes(consumer)
-    install_batch_delivery(consumer.app, handlers, flush)
+    install_batch_delivery(consumer.app, topics, handle, flush)
     asyncio.run(consumer._drain_messages(Fetcher()))  # type: ignore[attr-defined]
     return flush
 
 
-def test_each_fetch_reaches_its_topics_handlers_as_one_batch_then_is_acked() -> None:
+def offsets(batches: Mapping[str, Sequence[Message]]) -> dict[str, list[tuple[int, int]]]:
+    return {t: [(m.partition, m.offset) for m in ms] for t, ms in batches.items()}
+
+
+def test_each_fetch_reaches_the_handler_at_once_by_topic_then_is_acked() -> None:
     a0, a1, other = msgs("a", 0, [0, 1, 2]), msgs("a", 1, [0]), msgs("x", 0, [5])
     b0 = msgs("b", 0, [7])
     consumer = Consumer([a0[:2] + other + a1 + b0, a0[2:]])
-    batches: list[list[tuple[str, int, int]]] = []
+    fetches: list[dict[str, list[tuple[int, int]]]] = []
 
-    async def handle(messages: Sequence[Message]) -> None:
+    async def handle(batches: Mapping[str, Sequence[Message]]) -> None:
         # In flight while handled: a rebalance's wait_empty waits for them.
-        assert all(m in consumer._unacked_messages and not m.acked for m in messages)
-        batches.append([(m.topic, m.partition, m.offset) for m in messages])
+        assert all(
+            m in consumer._unacked_messages and not m.acked for ms in batches.values() for m in ms
+        )
+        fetches.append(offsets(batches))
 
-    flush = run(consumer, {"b": handle, "a": handle})
-    # In the handlers' order (b first), one list per topic per fetch.
-    assert batches == [[("b", 0, 7)], [("a", 0, 0), ("a", 0, 1), ("a", 1, 0)], [("a", 0, 2)]]
+    flush = run(consumer, ["a", "b"], handle)
+    assert fetches == [{"a": [(0, 0), (0, 1), (1, 0)], "b": [(0, 7)]}, {"a": [(0, 2)]}]
     # One flush per fetch, before any of its records is acknowledged.
     assert flush.acked_before == [0, 4]
-    assert consumer.acked == b0 + a0[:2] + a1 + a0[2:]
+    assert sorted((m.topic, m.partition, m.offset) for m in consumer.acked) == [
+        ("a", 0, 0),
+        ("a", 0, 1),
+        ("a", 0, 2),
+        ("a", 1, 0),
+        ("b", 0, 7),
+    ]
     assert not consumer._unacked_messages
-    assert consumer.via_callback == other  # topics without a handler: Faust's path
+    assert consumer.via_callback == other  # topics not handed over: Faust's path
     assert consumer._read_offset == {
         TP("a", 0): 2,
         TP("a", 1): 0,
@@ -190,10 +201,10 @@ def test_records_below_the_read_offset_are_dropped_and_gaps_registered() -> None
     consumer._read_offset[TP("a", 0)] = 4  # a rewind (seek) to 4
     seen: list[int] = []
 
-    async def handle(messages: Sequence[Message]) -> None:
-        seen.extend(m.offset for m in messages)
+    async def handle(batches: Mapping[str, Sequence[Message]]) -> None:
+        seen.extend(m.offset for m in batches["a"])
 
-    run(consumer, {"a": handle})
+    run(consumer, ["a"], handle)
     assert seen == [4, 9]
     assert consumer.gaps == [(TP("a", 0), 5, 9)]
 
@@ -202,10 +213,10 @@ def test_a_fetch_made_once_a_rebalance_began_is_not_handled_nor_tracked() -> Non
     consumer = Consumer([msgs("a", 0, [0, 1]), msgs("a", 0, [2])], suspend_before=2)
     seen: list[int] = []
 
-    async def handle(messages: Sequence[Message]) -> None:
-        seen.extend(m.offset for m in messages)
+    async def handle(batches: Mapping[str, Sequence[Message]]) -> None:
+        seen.extend(m.offset for m in batches["a"])
 
-    run(consumer, {"a": handle})
+    run(consumer, ["a"], handle)
     assert seen == [0, 1]
     assert [m.offset for m in consumer.tracked] == [0, 1]
     assert not consumer._unacked_messages
@@ -214,15 +225,12 @@ def test_a_fetch_made_once_a_rebalance_began_is_not_handled_nor_tracked() -> Non
 def test_a_failed_batch_is_neither_acked_nor_left_in_flight() -> None:
     consumer = Consumer([msgs("b", 0, [0]) + msgs("a", 0, [0, 1])])
 
-    async def fine(messages: Sequence[Message]) -> None:
-        pass
-
-    async def handle(messages: Sequence[Message]) -> None:
+    async def handle(batches: Mapping[str, Sequence[Message]]) -> None:
         raise RuntimeError("broker gone")
 
     with pytest.raises(RuntimeError, match="broker gone"):
-        run(consumer, {"b": fine, "a": handle})
-    assert consumer.acked == []  # nor the fetch's other batch: nothing was flushed
+        run(consumer, ["a", "b"], handle)
+    assert consumer.acked == []
     assert not consumer._unacked_messages  # wait_empty would otherwise wait forever
 
 
@@ -230,12 +238,12 @@ def test_a_stop_during_a_batch_lets_it_finish_and_acks_it() -> None:
     consumer = Consumer([msgs("a", 0, [0, 1])])
     finished: list[int] = []
 
-    async def handle(messages: Sequence[Message]) -> None:
+    async def handle(batches: Mapping[str, Sequence[Message]]) -> None:
         await asyncio.sleep(0.05)  # still sending when the stop comes
-        finished.extend(m.offset for m in messages)
+        finished.extend(m.offset for m in batches["a"])
 
     async def main() -> None:
-        install_batch_delivery(consumer.app, {"a": handle}, Flushes(consumer))
+        install_batch_delivery(consumer.app, ["a"], handle, Flushes(consumer))
         drain = asyncio.ensure_future(consumer._drain_messages(Fetcher()))  # type: ignore[attr-defined]
         await asyncio.sleep(0.01)
         drain.cancel()  # what Faust's Fetcher.on_stop does

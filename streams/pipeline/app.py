@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -316,16 +316,16 @@ class Pipeline:
 
         if self.settings.delivery == "batch":
             # The agents above stay subscribed (assignment, commits); their
-            # records reach the same handlers a fetch at a time instead,
-            # downstream stages first, with one flush per fetch.
+            # records reach the stages a fetch at a time instead.
             install_batch_delivery(
                 app,
-                {
-                    self.obs_topic.get_topic_name(): self._aggregate_batch,
-                    self.route_topic.get_topic_name(): self._tickets_batch,
-                    self.tickets_topic.get_topic_name(): partial(self._ingest_batch, "tickets"),
-                    self.surveys_topic.get_topic_name(): partial(self._ingest_batch, "surveys"),
-                },
+                [
+                    self.obs_topic.get_topic_name(),
+                    self.route_topic.get_topic_name(),
+                    self.tickets_topic.get_topic_name(),
+                    self.surveys_topic.get_topic_name(),
+                ],
+                self._fetch_batch,
                 self._flushed,
             )
 
@@ -392,7 +392,31 @@ class Pipeline:
     # -- the stages' batches (from the agents or a fetch at a time); the
     # caller flushes before the records may be acknowledged -----------------
 
+    async def _fetch_batch(self, batches: Mapping[str, Sequence[Any]]) -> None:
+        """One fetch's records of all four topics. The aggregate stage first:
+        what the ticket stage sent it in the fetch before becomes visible a
+        batch sooner. Then one ticket-stage batch for the route records and
+        the input records already in their ticket's partition, so it waits
+        for its observations' delivery once per fetch."""
+        obs = batches.get(self.obs_topic.get_topic_name())
+        if obs:
+            await self._aggregate_batch(obs)
+        records = [_record(m) for m in batches.get(self.route_topic.get_topic_name(), ())]
+        for source, topic in (("tickets", self.tickets_topic), ("surveys", self.surveys_topic)):
+            messages = batches.get(topic.get_topic_name())
+            if messages:
+                records += await self._validate(source, messages)
+        if records:
+            await self.tickets.handle_batch(records)
+
     async def _ingest_batch(self, source: str, messages: Sequence[Any]) -> None:
+        in_place = await self._validate(source, messages)
+        if in_place:
+            await self.tickets.handle_batch(in_place)
+
+    async def _validate(self, source: str, messages: Sequence[Any]) -> list[Record]:
+        """Ingest: every input record is forwarded, dead-lettered or returned
+        (already in its ticket's partition) for the ticket stage."""
         in_place: list[Record] = []
         for msg in messages:
             prov = Provenance(
@@ -414,8 +438,7 @@ class Pipeline:
                 continue
             if rec is not None:
                 in_place.append(rec)
-        if in_place:
-            await self.tickets.handle_batch(in_place)
+        return in_place
 
     async def _tickets_batch(self, messages: Sequence[Any]) -> None:
         await self.tickets.handle_batch([_record(m) for m in messages])

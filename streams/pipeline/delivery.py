@@ -9,9 +9,10 @@ stages batching already, that chain was most of a worker's time (about
 it computes a number.
 
 ``install_batch_delivery`` replaces Faust's fetch loop (``_drain_messages``
-of faust-streaming 0.15.3, the version tested) with one that hands the
-records of the stages' topics to their handlers as one list per topic per
-fetch, downstream stages first, and flushes the producer once per fetch.
+of faust-streaming 0.15.3, the version tested) with one that hands all of
+a fetch's records of the stages' topics to one handler, grouped by topic,
+and flushes the producer once per fetch: a stage's batch waits for the
+broker once (the ticket stage, for its observations), not once per topic.
 Everything Faust's loop does for exactness is kept, in the same order per
 record: records below the partition's read offset are dropped (a rewind
 re-reads them), gaps in the offsets are registered so commits can pass
@@ -20,32 +21,32 @@ other topics (none in cxstream) still go through Faust's own path.
 
 Acknowledgement follows Faust's contract with its commit loop and its
 rebalance: a fetch's records are tracked as in flight (``wait_empty``
-waits for them before partitions are revoked) when the handlers get them,
-and acknowledged only after the handlers returned and everything they sent
-and wrote was acknowledged by the broker (the flush). A fetch made once
-the flow is suspended (a rebalance began) is not handled, as Faust drops
-the records it has queued then: the rebalance ends by seeking every stream
-partition to its committed offset, so they are read again by their owner.
-When the fetcher is stopped (SIGTERM) during a fetch's batches, they run
-to their end and are acknowledged first, so a graceful stop re-reads
-nothing. A handler or flush that fails leaves the fetch's records
-unacknowledged: never committed, read again after a restart, where the
-stages' high-water marks make the replay harmless. An error escaping a
-handler stops the fetch, as in Faust's loop.
+waits for them before partitions are revoked) when the handler gets them,
+and acknowledged only after it returned and everything it sent and wrote
+was acknowledged by the broker (the flush). A fetch made once the flow is
+suspended (a rebalance began) is not handled, as Faust drops the records
+it has queued then: the rebalance ends by seeking every stream partition
+to its committed offset, so they are read again by their owner. When the
+fetcher is stopped (SIGTERM) during a fetch's handling, it runs to its end
+and is acknowledged first, so a graceful stop re-reads nothing. A handler
+or flush that fails leaves the fetch's records unacknowledged: never
+committed, read again after a restart, where the stages' high-water marks
+make the replay harmless. An error escaping the handler stops the fetch,
+as in Faust's loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-#: Handles one topic's records of one fetch (Faust ``Message``s), in offset
+#: Handles one fetch: its records (Faust ``Message``s) by topic, in offset
 #: order per partition.
-BatchHandler = Callable[[Sequence[Any]], Awaitable[None]]
+FetchHandler = Callable[[Mapping[str, Sequence[Any]]], Awaitable[None]]
 
 #: Longest a fetch waits on the broker for records (Faust's is 1,500 ms).
 #: The consumer keeps one fetch in flight per broker, for the partitions it
@@ -62,19 +63,20 @@ _YIELD_EVERY = 1000
 
 
 def install_batch_delivery(
-    app: Any, handlers: Mapping[str, BatchHandler], flush: Callable[[], Awaitable[None]]
+    app: Any,
+    topics: Collection[str],
+    handle: FetchHandler,
+    flush: Callable[[], Awaitable[None]],
 ) -> None:
-    """Hand the records of ``handlers``' topics to them a fetch at a time
-    (``app``: a Faust App, before it starts). Each fetch's batches run in
-    the order of ``handlers`` (downstream stages first: what an earlier
-    fetch sent them becomes visible one batch sooner), then ``flush`` waits
-    until everything they sent and wrote is acknowledged by the broker, once
-    for the whole fetch, and only then are the records acknowledged."""
+    """Hand each fetch's records of ``topics`` to ``handle`` at once, by topic
+    (``app``: a Faust App, before it starts); then ``flush`` waits until
+    everything it sent and wrote is acknowledged by the broker, and only
+    then are the records acknowledged."""
     consumer = app.consumer
-    order = {topic: i for i, topic in enumerate(handlers)}
+    wanted = frozenset(topics)
 
     async def drain(fetcher: Any) -> None:
-        await _drain(consumer, handlers, order, flush, fetcher)
+        await _drain(consumer, wanted, handle, flush, fetcher)
 
     consumer._drain_messages = drain
 
@@ -95,8 +97,8 @@ def shorten_fetch_wait(app: Any, max_wait_ms: int = FETCH_MAX_WAIT_MS) -> None:
 
 async def _drain(
     consumer: Any,
-    handlers: Mapping[str, BatchHandler],
-    order: Mapping[str, int],
+    topics: frozenset[str],
+    handle: FetchHandler,
     flush: Callable[[], Awaitable[None]],
     fetcher: Any,
 ) -> None:
@@ -132,17 +134,15 @@ async def _drain(
                 if commit_every is not None and consumer._n_acked >= commit_every:
                     consumer._n_acked = 0
                     await consumer.commit()
-                handler = handlers.get(tp.topic)
-                if handler is None:
-                    await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
-                else:
+                if tp.topic in topics:
                     batches.setdefault(tp.topic, []).append(message)
+                else:
+                    await consumer.wait_first(callback(message), consumer.suspend_flow.wait())
                 read_offsets[tp] = offset
             diag.unset_flag(_FETCHING)
             if batches and not consumer.suspend_flow.is_set():
                 # (Once a rebalance began, its seek reads them again.)
-                topics = sorted(batches, key=order.__getitem__)
-                await _deliver(consumer, [(handlers[t], batches[t]) for t in topics], flush)
+                await _deliver(consumer, batches, handle, flush)
     except consumer.consumer_stopped_errors:
         if consumer.transport.app.should_stop:
             return
@@ -158,16 +158,16 @@ async def _drain(
 
 async def _deliver(
     consumer: Any,
-    batches: Sequence[tuple[BatchHandler, list[Any]]],
+    batches: Mapping[str, list[Any]],
+    handle: FetchHandler,
     flush: Callable[[], Awaitable[None]],
 ) -> None:
-    messages = [m for _, batch in batches for m in batch]
+    messages = [m for batch in batches.values() for m in batch]
     for message in messages:
-        consumer.track_message(message)  # in flight: wait_empty waits for it
+        consumer.track_message(message)  # in flight: wait_empty waits for them
 
     async def run() -> None:
-        for handler, batch in batches:
-            await handler(batch)
+        await handle(batches)
         await flush()
 
     done = asyncio.ensure_future(run())
@@ -175,8 +175,8 @@ async def _deliver(
         try:
             await asyncio.shield(done)
         except asyncio.CancelledError:
-            # The fetcher stops (SIGTERM): the batches run to their end and
-            # are acknowledged, so the commit that follows covers them and
+            # The fetcher stops (SIGTERM): the fetch's handling runs to its
+            # end and is acknowledged, so the commit that follows covers them and
             # the next owner reads nothing twice. Then the stop goes on.
             await done
             _ack(consumer, messages)
