@@ -57,7 +57,9 @@ class Mode:
 
 
 FULL = Mode("full", 1_000_000, 1000, 1800.0, 200.0, 60.0, 1800.0)
-SMOKE = Mode("smoke", 10_000, 50, 15.0, 200.0, 8.0, 300.0)
+#: 50k events: at 10k events/s and more, a run of 10k was over between two
+#: polls of the progress and gave no rate.
+SMOKE = Mode("smoke", 50_000, 50, 15.0, 200.0, 8.0, 300.0)
 
 
 class ExactnessError(RuntimeError):
