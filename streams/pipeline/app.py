@@ -1,8 +1,11 @@
 """The one place the Faust App is built from Settings.
 
-Agents are thin: turn Faust events into ``Record``s, hand them to a stage,
-and let the stage call the domain. All topics and tables use raw bytes, so
-Faust itself never decodes (and never silently skips) a record.
+Agents are thin: turn Faust messages into ``Record``s, hand them to a
+stage, and let the stage call the domain. With ``--delivery batch`` (the
+default) the same handlers get each fetch's records at once instead of
+through the agents' streams (see delivery.py). All topics and tables use
+raw bytes, so Faust itself never decodes (and never silently skips) a
+record.
 """
 
 from __future__ import annotations
@@ -119,9 +122,9 @@ class Pipeline:
             # partition per batch instead of one per record.
             producer_linger=0.005,
             broker_commit_interval=1.0,
-            # A fetch hands a stage at most this many records: a batch takes
-            # a fraction of a second, so the stages downstream, a rebalance
-            # or a stop never wait long for it.
+            # A fetch holds at most this many records: its handling takes a
+            # fraction of a second, so the stages downstream, a rebalance or
+            # a stop never wait long for it.
             broker_max_poll_records=BATCH_MAX,
             # A crashed worker's partitions move once the group coordinator
             # gives up on it: 10 s instead of Faust's 60 s, so numbers are
