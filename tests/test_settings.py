@@ -25,6 +25,8 @@ from tests.support import REPO
         ({"rules": "/nonexistent/rules.yml"}, {}, "--rules"),
         ({}, {"CX_WEB_PROT": "6066"}, "CX_WEB_PROT"),  # a typo is not silently ignored
         ({"dimensions": "Channel,team"}, {}, "--dimensions"),
+        ({}, {"CX_DELIVERY": "bulk"}, "CX_DELIVERY"),
+        ({"event_loop": "trio"}, {}, "--event-loop"),
     ],
 )
 def test_bad_settings_name_the_setting(
@@ -33,6 +35,15 @@ def test_bad_settings_name_the_setting(
     with pytest.raises(SettingsError) as err:
         load_settings(flags, env)
     assert named in str(err.value)
+
+
+def test_delivery_and_event_loop_take_any_case() -> None:
+    s = load_settings({}, {"CX_DELIVERY": "Stream", "CX_EVENT_LOOP": "ASYNCIO"})
+    assert (s.delivery, s.event_loop) == ("stream", "asyncio")
+    assert (load_settings({}, {}).delivery, load_settings({}, {}).event_loop) == (
+        "batch",
+        "uvloop",
+    )
 
 
 def test_flag_beats_environment() -> None:

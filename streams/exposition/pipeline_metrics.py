@@ -6,8 +6,6 @@ restarts, as Prometheus counters do; ``rate()`` handles that.
 
 from __future__ import annotations
 
-from typing import Any
-
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from streams.domain.model import REASONS
@@ -85,7 +83,7 @@ class PipelineMetrics:
             "1 while this worker recovers its tables from their changelogs (numbers catching up).",
             registry=registry,
         )
-        self._outcomes: dict[tuple[str, str], Any] = {}
+        self._outcomes: dict[tuple[str, str], Counter] = {}
         self._prime()
 
     def outcome(self, source: str, outcome: str) -> None:
