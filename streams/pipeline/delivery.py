@@ -176,8 +176,9 @@ async def _deliver(
             await asyncio.shield(done)
         except asyncio.CancelledError:
             # The fetcher stops (SIGTERM): the fetch's handling runs to its
-            # end and is acknowledged, so the commit that follows covers them and
-            # the next owner reads nothing twice. Then the stop goes on.
+            # end and its records are acknowledged, so the commit that follows
+            # covers them and the next owner reads nothing twice. Then the
+            # stop goes on.
             await done
             _ack(consumer, messages)
             raise
