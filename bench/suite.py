@@ -85,6 +85,8 @@ class Suite:
     workers: list[h.Worker] = field(default_factory=list)
     exact_failures: list[str] = field(default_factory=list)
     prefix: str = field(default_factory=lambda: f"bench{uuid.uuid4().hex[:6]}")
+    #: Options given to every cxstream worker (``--worker-flag``).
+    worker_flags: list[str] = field(default_factory=list)
 
     # -- plumbing -------------------------------------------------------------
 
@@ -102,6 +104,8 @@ class Suite:
         return topics
 
     def worker(self, name: str, topics: h.BenchTopics, app_id: str, **kw: Any) -> h.Worker:
+        if "cmd" not in kw:
+            kw["extra"] = [*self.worker_flags, *kw.get("extra", [])]
         w = h.Worker(name, self.bootstrap, topics, app_id, **kw)
         self.workers.append(w)
         return w
@@ -672,6 +676,14 @@ def main() -> int:
     parser.add_argument(
         "--memory-seconds", type=float, help="length of the constant-rate memory run"
     )
+    parser.add_argument(
+        "--worker-flag",
+        action="append",
+        default=[],
+        metavar="FLAG",
+        help="an option for every cxstream worker, e.g. --worker-flag=--dedup-horizon=1h "
+        "(repeatable)",
+    )
     args = parser.parse_args()
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     unknown = only - set(SECTIONS)
@@ -682,7 +694,9 @@ def main() -> int:
         mode = dataclasses.replace(mode, events=args.events)
     if args.memory_seconds:
         mode = dataclasses.replace(mode, memory_s=args.memory_seconds)
-    suite = Suite(mode, only)
+    suite = Suite(mode, only, worker_flags=args.worker_flag)
+    if args.worker_flag:
+        suite.say(f"worker flags: {' '.join(args.worker_flag)}")
     h.RUN_DIR.mkdir(parents=True, exist_ok=True)
     broker = h.Broker()
     t0 = time.perf_counter()
@@ -703,6 +717,7 @@ def main() -> int:
         mode=suite.mode.name, seconds=time.perf_counter() - t0, cores=os.cpu_count(),
         python=platform.python_version(), load_end=os.getloadavg(),
         rows=[r.__dict__ for r in suite.rows], exact_failures=suite.exact_failures,
+        worker_flags=suite.worker_flags,
     )  # fmt: skip
     print()
     print(f"cxstream benchmarks, {suite.mode.name} mode, {os.cpu_count()} cores, "

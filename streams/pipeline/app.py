@@ -10,7 +10,6 @@ record.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from functools import partial
@@ -51,6 +50,7 @@ from streams.pipeline.tables import (
     route_partition,
 )
 from streams.pipeline.tickets_stage import TicketStage, tick_value
+from streams.pipeline.writes import WriteBarrier
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -135,6 +135,10 @@ class Pipeline:
         app = self.app
         guard_stream_positions(app)
         shorten_fetch_wait(app)
+        # Faust's buffer of table writes stalls a stream's conductor at 100
+        # pending writes; a batch writes hundreds.
+        app.producer.buffer.max_messages = BATCH_MAX * 4
+        self._writes = WriteBarrier(app.producer.buffer, self._client_flush)
         self.tickets_topic = app.topic(s.tickets_topic, **RAW)
         self.surveys_topic = app.topic(s.surveys_topic, **RAW)
         self.route_topic = app.topic(
@@ -329,7 +333,7 @@ class Pipeline:
                     self.surveys_topic.get_topic_name(),
                 ],
                 self._fetch_batch,
-                self._flushed,
+                self._writes.take,
             )
 
         @app.timer(self.settings.tick_interval_s)  # type: ignore[untyped-decorator]
@@ -450,20 +454,14 @@ class Pipeline:
         await self.aggregate.handle_batch([_record(m) for m in messages])
 
     async def _flushed(self) -> None:
-        """Wait until everything a batch sent (records and table changelog
-        writes) is acknowledged, before its input offsets may be committed:
-        Faust commits offsets without waiting for the producer, so a crash
-        right after a commit could otherwise lose a write."""
-        producer = self.app.producer
-        buffer = producer.buffer
-        # Faust's buffer of table writes lets the conductor stall at 100
-        # pending writes, and its flush polls one write at a time; a batch
-        # writes hundreds. Let the buffer's own task hand them all to the
-        # client, then flush the client once.
-        buffer.max_messages = BATCH_MAX * 4
-        while buffer.size:
-            await asyncio.sleep(0)
-        await producer.flush()
+        """Wait until everything a batch sent and wrote is acknowledged (see
+        writes.py), before its input offsets may be committed."""
+        await self._writes.take()
+
+    async def _client_flush(self) -> None:
+        client = getattr(self.app.producer, "_producer", None)  # Faust's aiokafka producer
+        if client is not None:
+            await client.flush()
 
     async def _tick(self, topic: Any) -> None:
         for partition in sorted(self._active_partitions(topic.get_topic_name())):
