@@ -496,19 +496,28 @@ class DimsState:
                 del dues[d]
             if passed:
                 self._dirty_meta = changed = True
+        # Every key's windows are expired on each timer tick: the scans
+        # below select in one pass what needs work (usually nothing), where
+        # a call per bucket cost a 1,000-key worker about 100 ms a tick.
         for win in self._win.values():
-            for start, stored in list(win.buckets.items()):
-                if win.outside(start, now_us):
-                    win.total.merge(win.decoded(start), -1)
-                    del win.buckets[start]
-                    self._dirty.discard((win.spec.name, start))
-                    self._deleted.add((win.spec.name, start))
-                    changed = True
-                elif (
-                    isinstance(stored, _Bucket)  # as bytes, nothing waits in it
-                    and stored.future
-                    and any(f[1] <= now_us for f in stored.future)
-                ):
+            buckets = win.buckets
+            if not buckets:
+                continue
+            edge = now_us - win.spec.us - win.width  # win.outside(start) <=> start <= edge
+            for start in [st for st in buckets if st <= edge]:
+                win.total.merge(win.decoded(start), -1)
+                del buckets[start]
+                self._dirty.discard((win.spec.name, start))
+                self._deleted.add((win.spec.name, start))
+                changed = True
+            waiting = [
+                (start, stored)
+                for start, stored in buckets.items()
+                # as bytes, nothing waits in it
+                if isinstance(stored, _Bucket) and stored.future
+            ]
+            for start, stored in waiting:
+                if any(f[1] <= now_us for f in stored.future):
                     _materialise(stored, win.total, now_us)
                     self._dirty.add((win.spec.name, start))
                     changed = True

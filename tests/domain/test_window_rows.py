@@ -228,3 +228,27 @@ def test_settled_buckets_are_kept_as_their_rows_and_a_replay_leaves_them_so() ->
     )
     assert state.windows(now) == before
     assert state.take_changes() == ({}, [])
+
+
+@pytest.mark.parametrize("settled", [False, True])
+def test_expire_drops_a_bucket_exactly_when_it_leaves_its_window(settled: bool) -> None:
+    """A bucket [start, start + W/60) leaves W at now = start + W/60 + W:
+    its row is deleted then, not a microsecond before."""
+    one_hour = DEFAULT_WINDOWS[0]
+    assert one_hour.name == "1h"
+    width = one_hour.us // 60
+    start = T0 - T0 % width
+    state = DimsState.new(DIMS, DEFAULT_WINDOWS)
+    state.apply(Observation("nps", DIMS, start + 5 * S, 10, obs_id(0, 1, 0)), start + 5 * S)
+    if settled:  # a newer bucket makes this one settle into its row's bytes
+        later = start + 3 * width
+        state.apply(Observation("nps", DIMS, later, 10, obs_id(0, 2, 0)), later)
+    state.take_changes()
+    leaves = start + width + one_hour.us
+    state.expire(leaves - 1)
+    assert start in state.series["1h"]
+    assert state.take_changes()[1] == []
+    state.expire(leaves)
+    assert start not in state.series["1h"]
+    assert bucket_row("1h", start) in state.take_changes()[1]
+    assert state.windows(leaves)[0].nps["promoter"] == (1 if settled else 0)
