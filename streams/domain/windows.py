@@ -98,6 +98,23 @@ Position = tuple[int, int]  # (offset, index) on one route partition
 Future = tuple[str, int, int, int]  # kind, placed_us, value, sign
 
 
+#: Bucket starts are multiples of their window's bucket width, the same for
+#: every key: one shared int object each instead of one per key and bucket
+#: (about 6 MB of a 1,000-key worker). Only an optimisation, so the cache is
+#: emptied when it reaches its bound (new starts come at about 1,500 a day).
+_STARTS: dict[int, int] = {}
+_STARTS_MAX = 65_536
+
+
+def _shared(start: int) -> int:
+    found = _STARTS.get(start)
+    if found is None:
+        if len(_STARTS) >= _STARTS_MAX:
+            _STARTS.clear()
+        found = _STARTS[start] = start
+    return found
+
+
 def obs_id(partition: int, offset: int, index: int) -> str:
     """The id of the index-th observation produced by route record (partition, offset)."""
     return f"{partition}:{offset}:{index}"
@@ -415,7 +432,7 @@ class DimsState:
         if bucket is None:
             if obs.sign < 0:
                 return False  # nothing to retract
-            bucket = win.buckets[start] = _Bucket()
+            bucket = win.buckets[_shared(start)] = _Bucket()
             self._deleted.discard((win.spec.name, start))
         elif position <= bucket.hwm.get(partition, (-1, -1)):
             if isinstance(stored, bytes):
@@ -654,7 +671,8 @@ class DimsState:
                 continue
             win = state._win[name]
             bucket = _bucket_of(doc)
-            win.buckets[start] = raw if isinstance(raw, bytes) and not bucket.future else bucket
+            stored = raw if isinstance(raw, bytes) and not bucket.future else bucket
+            win.buckets[_shared(start)] = stored
             win.total.merge(bucket)
             for partition, position in bucket.hwm.items():
                 if position > state._seen.get(partition, (-1, -1)):

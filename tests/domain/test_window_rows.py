@@ -252,3 +252,16 @@ def test_expire_drops_a_bucket_exactly_when_it_leaves_its_window(settled: bool) 
     assert start not in state.series["1h"]
     assert bucket_row("1h", start) in state.take_changes()[1]
     assert state.windows(leaves)[0].nps["promoter"] == (1 if settled else 0)
+
+
+def test_keys_share_their_bucket_starts() -> None:
+    """Memory: one int object per bucket start, whichever key holds it."""
+    a = DimsState.new(("web", "billing"), DEFAULT_WINDOWS)
+    b = DimsState.new(("chat", "billing"), DEFAULT_WINDOWS)
+    placed = T0 + 7_777 * S  # a start above 256, built anew by each key
+    a.apply(Observation("nps", a.dims, placed, 9, obs_id(0, 1, 0)), placed)
+    b.apply(Observation("nps", b.dims, placed + 1, 9, obs_id(0, 1, 0)), placed + 1)
+    loaded = DimsState.from_rows(a.dims, a.rows().items(), DEFAULT_WINDOWS)
+    for name in ("1h", "30d"):
+        (sa,), (sb,), (sl,) = a.series[name], b.series[name], loaded.series[name]
+        assert sa == sb == sl and sa is sb and sl is sa
