@@ -10,6 +10,7 @@ record.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from functools import partial
@@ -44,6 +45,7 @@ from streams.pipeline.offsets import guard_stream_positions
 from streams.pipeline.preload import PreloadStore, preload
 from streams.pipeline.records import Record
 from streams.pipeline.tables import (
+    ChangelogTable,
     RouteKeyTable,
     RowTable,
     key_partitioned_table,
@@ -138,7 +140,7 @@ class Pipeline:
         # Faust's buffer of table writes stalls a stream's conductor at 100
         # pending writes; a batch writes hundreds.
         app.producer.buffer.max_messages = BATCH_MAX * 4
-        self._writes = WriteBarrier(app.producer.buffer, self._client_flush)
+        self._writes = WriteBarrier(app.producer.buffer, self._client_flush, self._send_records)
         self.tickets_topic = app.topic(s.tickets_topic, **RAW)
         self.surveys_topic = app.topic(s.surveys_topic, **RAW)
         self.route_topic = app.topic(
@@ -154,13 +156,17 @@ class Pipeline:
         # raw serializers.
         self.tickets_table = key_partitioned_table(app, "tickets", s.partitions, RouteKeyTable)
         self.windows_table = key_partitioned_table(app, "windows", s.partitions, RowTable)
+        # The stages write them through ChangelogTable: changelog records go
+        # out with each batch's flush (writes.py).
+        tickets_rows = ChangelogTable(self.tickets_table, self._writes)
+        windows_rows = ChangelogTable(self.windows_table, self._writes)
         self.ingest = Ingest(
             s, self.metrics, self._send_route, self._send_deadletter, in_place_topics
         )
         self.tickets = TicketStage(
             s,
             self.metrics,
-            self.tickets_table,
+            tickets_rows,
             self._send_observation,
             self._send_deadletter,
             clock.now_us,
@@ -169,7 +175,7 @@ class Pipeline:
         self.aggregate = AggregateStage(
             s,
             self.metrics,
-            self.windows_table,
+            windows_rows,
             alerter,
             self._send_alert,
             clock.now_us,
@@ -457,6 +463,24 @@ class Pipeline:
         """Wait until everything a batch sent and wrote is acknowledged (see
         writes.py), before its input offsets may be committed."""
         await self._writes.take()
+
+    async def _send_records(
+        self, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
+    ) -> list[asyncio.Future[Any]]:
+        """One partition's changelog records as produce batches (the client
+        takes the first record of a batch whatever its size)."""
+        client = self.app.producer._producer  # type: ignore[attr-defined]  # Faust's aiokafka producer
+        if client is None:
+            raise RuntimeError("the producer is not started")
+        sent: list[asyncio.Future[Any]] = []
+        batch = client.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                sent.append(await client.send_batch(batch, topic, partition=partition))
+                batch = client.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        sent.append(await client.send_batch(batch, topic, partition=partition))
+        return sent
 
     async def _client_flush(self) -> None:
         client = getattr(self.app.producer, "_producer", None)  # Faust's aiokafka producer
