@@ -34,7 +34,10 @@ WORKER_HELP = {
     "sweep_interval_s": "interval of the expiry sweep of finished tickets",
     "alertmanager_url": "Alertmanager base URL to forward alerts to",
     "web_host": "address serving /metrics, /healthz, /readyz (0.0.0.0 in containers)",
-    "stall_timeout_s": "exit non-zero after this long without progress while lagging or without a broker",
+    "stall_timeout_s": (
+        "exit non-zero after this long without progress while lagging or recovering, "
+        "or without a broker"
+    ),
     "preload_max_records": "a new worker reads its changelogs in bulk when they hold at most "
     "this many records (0: never; each worker reads every partition, then keeps its own)",
     "delivery": "batch: the stages get each fetch's records at once (fast); "

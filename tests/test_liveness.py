@@ -36,3 +36,21 @@ def test_recovery_is_not_a_stall_but_an_unreachable_broker_is() -> None:
 
 def test_checks_often_enough_to_exit_near_the_timeout() -> None:
     assert interval_s(300) == 5 and interval_s(8) == 2 and interval_s(1) == 0.5
+
+
+def test_a_recovery_that_reads_nothing_stalls_after_the_timeout() -> None:
+    """Faust's recovery can wait forever on changelog partitions it never
+    fetches: when the recovery's own progress is known and stands still for
+    the timeout, the worker exits (a new process recovers in bulk)."""
+    d = StallDetector(timeout_s=30)
+    d.observe(0, Check(True, lag=9, progress=0, recovering=True, recovery_progress=-2))
+    assert d.observe(10, Check(True, lag=9, progress=0, recovering=True, recovery_progress=5)) == 0
+    assert d.observe(20, Check(True, lag=9, progress=0, recovering=True, recovery_progress=5)) == 10
+    assert not d.expired(10)
+    assert d.observe(50, Check(True, lag=9, progress=0, recovering=True, recovery_progress=5)) == 40
+    assert d.expired(40) and "no changelog record" in d.reason
+    # Reading again, or done recovering, is well.
+    assert d.observe(55, Check(True, lag=9, progress=0, recovering=True, recovery_progress=6)) == 0
+    assert d.observe(90, Check(True, lag=0, progress=0)) == 0
+    # A later recovery is judged afresh, not against the last one's progress.
+    assert d.observe(95, Check(True, lag=0, progress=0, recovering=True, recovery_progress=6)) == 0

@@ -386,8 +386,9 @@ class Pipeline:
                     # that, numbers on /metrics may still be catching up.
                     "rebalancing": bool(self.app.rebalancing),
                     "recovered": self._recovered(),
-                    # Seconds without progress while lagging or cut off from
-                    # the broker; at --stall-timeout the worker exits.
+                    # Seconds without progress while lagging or recovering,
+                    # or cut off from the broker; at --stall-timeout the
+                    # worker exits.
                     "stalled_s": round(self.liveness.stuck_s, 1),
                 }
             )
