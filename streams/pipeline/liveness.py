@@ -4,10 +4,10 @@
 while the broker is unreachable, while input is waiting (lag > 0) and no
 record was read since the previous check, or while it recovers its tables
 and read no changelog record since the previous check (Faust's recovery can
-wait forever on changelog partitions it never fetches: seen in the fault
-suite's takeover, with "have offset -1" logged every 5 s). Stuck for longer than the stall
-timeout, the worker exits non-zero so its supervisor restarts it (a fresh
-process rejoins the group and recovers its tables; replays are harmless).
+wait forever on changelog partitions it never fetches, logging "have offset
+-1" every 5 s). Stuck for longer than the stall timeout, the worker exits
+non-zero so its supervisor restarts it (a fresh process rejoins the group
+and recovers its tables; replays are harmless).
 
 ``Liveness`` runs the checks on a timer in the worker, publishes
 ``cx_consumer_lag`` and ``cx_state_recovering``, and answers ``/readyz``.
