@@ -25,10 +25,13 @@ _LOG_GAMMA = math.log(_GAMMA)
 _INDEXES = tuple(range(2048))
 
 
+def _shared_index(index: int) -> int:
+    return _INDEXES[index] if 0 <= index < len(_INDEXES) else index
+
+
 def bucket_of(value: int) -> int:
     """Bucket index of a positive value."""
-    index = math.ceil(math.log(value) / _LOG_GAMMA)
-    return _INDEXES[index] if index < 2048 else index
+    return _shared_index(math.ceil(math.log(value) / _LOG_GAMMA))
 
 
 def representative(index: int) -> float:
@@ -136,9 +139,5 @@ class Sketch:
     def from_json(cls, flat: list[int]) -> Sketch:
         s = cls()
         s.zeros = flat[0]
-        indexes = _INDEXES
-        s.buckets = {
-            indexes[k] if 0 <= (k := flat[i]) < 2048 else k: flat[i + 1]
-            for i in range(1, len(flat), 2)
-        }
+        s.buckets = {_shared_index(flat[i]): flat[i + 1] for i in range(1, len(flat), 2)}
         return s

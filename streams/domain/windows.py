@@ -289,7 +289,12 @@ class _Window:
 
     def outside(self, start: int, now_us: int) -> bool:
         """A bucket wholly before the window's old edge (it only slides on)."""
-        return start + self.width <= now_us - self.spec.us
+        return start <= self.last_outside(now_us)
+
+    def last_outside(self, now_us: int) -> int:
+        """The latest bucket start that is ``outside`` at ``now_us``: buckets
+        ``[start, start + width)`` ending at or before ``now_us - W``."""
+        return now_us - self.spec.us - self.width
 
 
 class DimsState:
@@ -521,7 +526,7 @@ class DimsState:
             buckets = win.buckets
             if not buckets:
                 continue
-            edge = now_us - win.spec.us - win.width  # win.outside(start) <=> start <= edge
+            edge = win.last_outside(now_us)
             for start in [st for st in buckets if st <= edge]:
                 win.total.merge(win.decoded(start), -1)
                 del buckets[start]

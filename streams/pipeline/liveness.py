@@ -112,8 +112,12 @@ class Liveness:
 
     # -- state Faust knows ---------------------------------------------------
 
+    @property
+    def _recovery(self) -> Any:
+        return getattr(self.app.tables, "recovery")  # noqa: B009 - untyped in Faust
+
     def recovering(self) -> bool:
-        recovery: Any = getattr(self.app.tables, "recovery")  # noqa: B009 - untyped in Faust
+        recovery = self._recovery
         return bool(recovery.in_recovery) or not recovery.completed.is_set()
 
     def ready(self) -> bool:
@@ -125,7 +129,7 @@ class Liveness:
 
     def _recovery_progress(self) -> int:
         """Changelog records read by the recovery (its offsets, summed)."""
-        recovery: Any = getattr(self.app.tables, "recovery")  # noqa: B009 - untyped in Faust
+        recovery = self._recovery
         return int(sum(recovery.active_offsets.values()) + sum(recovery.standby_offsets.values()))
 
     # -- the periodic check --------------------------------------------------
