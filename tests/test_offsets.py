@@ -6,7 +6,10 @@ scale-out section; these pin the rules themselves: while rebalancing, a
 stream partition is resumed only after the seek to committed offsets; the
 seek reads a stream partition with no commit from its earliest offset and
 leaves a committed one alone; changelog partitions (read by position, never
-committed) are never held or sought.
+committed) are never held or sought; a fetch may take only the partitions
+active when it takes its records, and nothing when none are (the Kafka
+client's side of that is pinned on the real broker in
+tests/integration/test_fetch_partitions.py).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import asyncio
 from collections import namedtuple
 from typing import Any
 
-from streams.pipeline.offsets import guard_stream_positions
+from streams.pipeline.offsets import guard_fetch_partitions, guard_stream_positions
 
 TP = namedtuple("TP", ["topic", "partition"])
 
@@ -100,3 +103,42 @@ def test_outside_a_rebalance_resuming_is_immediate() -> None:
     guard_stream_positions(app)
     app.consumer.resume_partitions({s0})
     assert consumer.resumed == [{s0}]
+
+
+class FetchingConsumer:
+    """Faust's consumer as the guard sees it: ``_getmany`` hands the active
+    set on to the consumer's thread, which reads it while it waits."""
+
+    def __init__(self) -> None:
+        self.given: list[Any] = []
+
+    async def _getmany(self, active_partitions: Any, timeout: float) -> dict[Any, Any]:
+        self.given.append(active_partitions)
+        return {}
+
+
+def test_a_fetch_sees_the_active_set_as_it_changes_and_never_as_everything() -> None:
+    live = {TP("in", 0), TP("app-windows-changelog", 0)}
+    consumer = FetchingConsumer()
+    app = FakeApp(consumer)  # type: ignore[arg-type]
+    guard_fetch_partitions(app)
+
+    asyncio.run(app.consumer._getmany(active_partitions=live, timeout=1.0))
+    (view,) = consumer.given
+    assert TP("app-windows-changelog", 0) in view
+    assert TP("in", 1) not in view
+
+    live.clear()  # a rebalance pauses every partition while the fetch waits
+    assert bool(view)  # still a filter: the client must not read it as "all"
+    assert TP("app-windows-changelog", 0) not in view
+
+    live.add(TP("in", 1))  # resumed during the wait: taken from then on
+    assert TP("in", 1) in view
+
+
+def test_a_client_only_fetch_still_asks_for_everything() -> None:
+    consumer = FetchingConsumer()
+    app = FakeApp(consumer)  # type: ignore[arg-type]
+    guard_fetch_partitions(app)
+    asyncio.run(app.consumer._getmany(active_partitions=None, timeout=1.0))
+    assert consumer.given == [None]

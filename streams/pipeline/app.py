@@ -41,7 +41,7 @@ from streams.pipeline.envelope import (
 )
 from streams.pipeline.ingest import Ingest
 from streams.pipeline.liveness import Liveness, interval_s
-from streams.pipeline.offsets import guard_stream_positions
+from streams.pipeline.offsets import guard_fetch_partitions, guard_stream_positions
 from streams.pipeline.preload import PreloadStore, preload
 from streams.pipeline.records import Record
 from streams.pipeline.tables import (
@@ -134,6 +134,7 @@ class Pipeline:
         )
         app = self.app
         guard_stream_positions(app)
+        guard_fetch_partitions(app)
         shorten_fetch_wait(app)
         self.tickets_topic = app.topic(s.tickets_topic, **RAW)
         self.surveys_topic = app.topic(s.surveys_topic, **RAW)

@@ -1,4 +1,4 @@
-"""Where a worker starts reading its stream partitions after a rebalance.
+"""Where a worker reads its partitions from after a rebalance.
 
 Every stage judges replays by per-partition high-water marks, so each
 partition must be read in offset order from its committed offset, without
@@ -23,12 +23,27 @@ back until the seek, and the seek also moves partitions without a committed
 offset to their earliest offset (what ``consumer_auto_offset_reset=
 "earliest"`` promises). Reading a record again is harmless; skipping one is
 not. Changelog partitions are left alone: Faust reads them by position.
+
+A third way loses records of every kind, changelogs included:
+
+3. A fetch runs in the consumer's thread and may wait there for records
+   (up to a second) while the partitions it asked for change: it is given
+   Faust's live set of active partitions, and the Kafka client reads an
+   empty set as "every partition". When a rebalance pauses every partition
+   during such a fetch, it drains whatever the client holds for all of them,
+   changelog partitions included, and Faust drops those records because the
+   flow is stopped. Their positions have moved past them: a table recovery
+   that had just sought a changelog partition to its start then waits
+   forever for records already taken (seen in the fault suite's takeover:
+   the surviving worker recovered nothing, every changelog partition at its
+   end offset). ``guard_fetch_partitions`` makes a fetch take only what is
+   active when it takes it, and nothing when nothing is.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -79,3 +94,35 @@ def guard_stream_positions(app: Any) -> None:
 
     consumer.resume_partitions = resume_after_seek
     consumer.seek_to_committed = seek_then_resume
+
+
+class ActivePartitions:
+    """What a fetch in the consumer's thread may take: the partitions active
+    at that moment (a view of Faust's live set), and never "all of them".
+
+    The Kafka client filters a fetch's records with ``if partitions and tp
+    not in partitions``: only membership and truth are asked."""
+
+    __slots__ = ("_live",)
+
+    def __init__(self, live: Set[Any]) -> None:
+        self._live = live
+
+    def __bool__(self) -> bool:
+        return True  # empty still filters: it lets nothing through
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._live
+
+
+def guard_fetch_partitions(app: Any) -> None:
+    """Give every fetch of ``app``'s consumer (a Faust App) an
+    ``ActivePartitions`` view instead of the live set itself."""
+    consumer = app.consumer
+    getmany = consumer._getmany
+
+    async def fetch(active_partitions: Set[Any] | None, timeout: float) -> Any:
+        view = None if active_partitions is None else ActivePartitions(active_partitions)
+        return await getmany(active_partitions=view, timeout=timeout)
+
+    consumer._getmany = fetch
