@@ -45,12 +45,14 @@ from streams.pipeline.offsets import guard_fetch_partitions, guard_stream_positi
 from streams.pipeline.preload import PreloadStore, preload
 from streams.pipeline.records import Record
 from streams.pipeline.tables import (
+    ChangelogTable,
     RouteKeyTable,
     RowTable,
     key_partitioned_table,
     route_partition,
 )
 from streams.pipeline.tickets_stage import TicketStage, tick_value
+from streams.pipeline.writes import WriteBarrier
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,11 @@ class Pipeline:
             # Batch sends for a few milliseconds: one produce request per
             # partition per batch instead of one per record.
             producer_linger=0.005,
+            # The client sends one batch per partition per request: at
+            # Faust's 16 KiB, a fetch's changelog and route records took
+            # several round trips per partition before its flush returned.
+            # Far below the broker's 1 MiB limit per batch.
+            producer_max_batch_size=256 * 1024,
             broker_commit_interval=1.0,
             # A fetch holds at most this many records: its handling takes a
             # fraction of a second, so the stages downstream, a rebalance or
@@ -136,6 +143,10 @@ class Pipeline:
         guard_stream_positions(app)
         guard_fetch_partitions(app)
         shorten_fetch_wait(app)
+        # Faust's buffer of table writes stalls a stream's conductor at 100
+        # pending writes; a batch writes hundreds.
+        app.producer.buffer.max_messages = BATCH_MAX * 4
+        self._writes = WriteBarrier(app.producer.buffer, self._client_flush, self._send_records)
         self.tickets_topic = app.topic(s.tickets_topic, **RAW)
         self.surveys_topic = app.topic(s.surveys_topic, **RAW)
         self.route_topic = app.topic(
@@ -151,13 +162,17 @@ class Pipeline:
         # raw serializers.
         self.tickets_table = key_partitioned_table(app, "tickets", s.partitions, RouteKeyTable)
         self.windows_table = key_partitioned_table(app, "windows", s.partitions, RowTable)
+        # The stages write them through ChangelogTable: changelog records go
+        # out with each batch's flush (writes.py).
+        tickets_rows = ChangelogTable(self.tickets_table, self._writes)
+        windows_rows = ChangelogTable(self.windows_table, self._writes)
         self.ingest = Ingest(
             s, self.metrics, self._send_route, self._send_deadletter, in_place_topics
         )
         self.tickets = TicketStage(
             s,
             self.metrics,
-            self.tickets_table,
+            tickets_rows,
             self._send_observation,
             self._send_deadletter,
             clock.now_us,
@@ -166,7 +181,7 @@ class Pipeline:
         self.aggregate = AggregateStage(
             s,
             self.metrics,
-            self.windows_table,
+            windows_rows,
             alerter,
             self._send_alert,
             clock.now_us,
@@ -330,7 +345,7 @@ class Pipeline:
                     self.surveys_topic.get_topic_name(),
                 ],
                 self._fetch_batch,
-                self._flushed,
+                self._writes.take,
             )
 
         @app.timer(self.settings.tick_interval_s)  # type: ignore[untyped-decorator]
@@ -452,20 +467,32 @@ class Pipeline:
         await self.aggregate.handle_batch([_record(m) for m in messages])
 
     async def _flushed(self) -> None:
-        """Wait until everything a batch sent (records and table changelog
-        writes) is acknowledged, before its input offsets may be committed:
-        Faust commits offsets without waiting for the producer, so a crash
-        right after a commit could otherwise lose a write."""
-        producer = self.app.producer
-        buffer = producer.buffer
-        # Faust's buffer of table writes lets the conductor stall at 100
-        # pending writes, and its flush polls one write at a time; a batch
-        # writes hundreds. Let the buffer's own task hand them all to the
-        # client, then flush the client once.
-        buffer.max_messages = BATCH_MAX * 4
-        while buffer.size:
-            await asyncio.sleep(0)
-        await producer.flush()
+        """Wait until everything a batch sent and wrote is acknowledged (see
+        writes.py), before its input offsets may be committed."""
+        await self._writes.take()
+
+    async def _send_records(
+        self, topic: str, partition: int, records: list[tuple[bytes, bytes | None]]
+    ) -> list[asyncio.Future[Any]]:
+        """One partition's changelog records as produce batches (the client
+        takes the first record of a batch whatever its size)."""
+        client = self.app.producer._producer  # type: ignore[attr-defined]  # Faust's aiokafka producer
+        if client is None:
+            raise RuntimeError("the producer is not started")
+        sent: list[asyncio.Future[Any]] = []
+        batch = client.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                sent.append(await client.send_batch(batch, topic, partition=partition))
+                batch = client.create_batch()
+                batch.append(key=key, value=value, timestamp=None)
+        sent.append(await client.send_batch(batch, topic, partition=partition))
+        return sent
+
+    async def _client_flush(self) -> None:
+        client = getattr(self.app.producer, "_producer", None)  # Faust's aiokafka producer
+        if client is not None:
+            await client.flush()
 
     async def _tick(self, topic: Any) -> None:
         for partition in sorted(self._active_partitions(topic.get_topic_name())):

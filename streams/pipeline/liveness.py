@@ -3,9 +3,10 @@
 ``StallDetector`` is the rule (pure, time passed in): the worker is *stuck*
 while the broker is unreachable, while input is waiting (lag > 0) and no
 record was read since the previous check, or while it recovers its tables
-and read no changelog record since the previous check (Faust's recovery can
-wait forever on changelog partitions it never fetches, logging "have offset
--1" every 5 s). Stuck for longer than the stall timeout, the worker exits
+and read no changelog record since the previous check (a recovery once
+waited forever for changelog records a fetch had taken and dropped: see
+``guard_fetch_partitions`` in offsets.py; whatever else stops one, the worker
+does not wait with it). Stuck for longer than the stall timeout, the worker exits
 non-zero so its supervisor restarts it (a fresh process rejoins the group
 and recovers its tables; replays are harmless).
 

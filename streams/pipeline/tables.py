@@ -16,12 +16,14 @@ key's partition.
 from __future__ import annotations
 
 import functools
+from collections.abc import ItemsView, Iterator, MutableMapping
 from typing import Any
 
 import faust
 from aiokafka.partitioner import murmur2
 
 from streams.pipeline.preload import PreloadStore
+from streams.pipeline.writes import WriteBarrier
 
 
 @functools.lru_cache(maxsize=16_384)
@@ -108,3 +110,58 @@ def key_partitioned_table(
     table = cls(app, name=name, partitions=partitions, key_type=bytes, value_type=bytes)
     app.tables.add(table)
     return table
+
+
+class ChangelogTable(MutableMapping[bytes, bytes]):
+    """A key-partitioned table as the stages read and write it.
+
+    Reads and writes go to Faust's store in memory at once; each write's
+    changelog record (a delete's tombstone) is queued on the write barrier
+    and sent with the batch's flush, one produce batch per changelog
+    partition, instead of through Faust's per-write path (see writes.py).
+    The records are what Faust's table would have written (same topic,
+    partition, key and value), so recovery, standbys and the bulk preload
+    read them as before."""
+
+    def __init__(self, table: KeyPartitionedTable, barrier: WriteBarrier) -> None:
+        self._table = table
+        self._topic = table.changelog_topic.get_topic_name()
+        self._barrier = barrier
+
+    @property
+    def _data(self) -> dict[bytes, bytes]:
+        # The store's dict, looked up each time: Faust makes the store when
+        # first used, and a recovery may fill it.
+        data: Any = self._table.data.data
+        return data  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: bytes) -> bytes:
+        return self._data[key]
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def items(self) -> ItemsView[bytes, bytes]:
+        return self._data.items()
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        self._data[key] = value
+        self._barrier.changelog(self._topic, self._partition(key), key, value)
+
+    def __delitem__(self, key: bytes) -> None:
+        del self._data[key]
+        self._barrier.changelog(self._topic, self._partition(key), key, None)
+
+    def _partition(self, key: bytes) -> int:
+        partition = self._table.partition_for_key(key)
+        assert partition is not None  # key-partitioned: always computed
+        return int(partition)
