@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.request
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,9 @@ EXTRA_ENV = "FAULTS_WORKER_ARGS"
 #: Set in a worker's environment by the suite: the launcher makes events with
 #: this event id prefix raise inside the pipeline (a processing error).
 BOOM_ENV = "FAULTS_BOOM_PREFIX"
+#: Set by the suite: the launcher pauses Faust's table recovery this many
+#: seconds between its changelog seek and its resume.
+SEEK_DELAY_ENV = "FAULTS_RECOVERY_SEEK_DELAY_S"
 
 STATE_NAMES = {
     "cx_nps_responses_total",
@@ -144,8 +147,8 @@ def _alive(pid: int) -> bool:
 
 class Worker:
     """One real ``cxstream worker`` process (``python -m streams worker``), or
-    the same through tests/faults/launcher.py when a processing error is to
-    be injected."""
+    the same through tests/faults/launcher.py when a fault is to be injected
+    (a processing error, or ``faults``: the launcher's environment settings)."""
 
     def __init__(
         self,
@@ -156,12 +159,13 @@ class Worker:
         partitions: int,
         extra: Sequence[str] = (),
         inject: bool = False,
+        faults: Mapping[str, str] | None = None,
     ) -> None:
         self.name = name
         self.port = free_port()
         data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = data_dir / f"{name}-{self.port}.log"
-        module = "tests.faults.launcher" if inject else "streams"
+        module = "tests.faults.launcher" if inject or faults else "streams"
         cmd = [
             sys.executable,
             "-m",
@@ -183,9 +187,14 @@ class Worker:
             *extra,
             *shlex.split(os.environ.get(EXTRA_ENV, "")),
         ]
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CX_") and k != BOOM_ENV}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("CX_") and k not in (BOOM_ENV, SEEK_DELAY_ENV)
+        }
         if inject:
             env[BOOM_ENV] = BOOM_PREFIX
+        env.update(faults or {})
         self._log = open(self.log_path, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
             cmd, stdout=self._log, stderr=subprocess.STDOUT, env=env, cwd=REPO,
@@ -267,6 +276,7 @@ class Cluster:
     partitions: int = 4
     extra: Sequence[str] = ()
     inject: bool = False
+    faults: Mapping[str, str] = field(default_factory=dict)
     workers: dict[str, Worker] = field(default_factory=dict)
     retired: list[Worker] = field(default_factory=list)
     restarted: set[str] = field(default_factory=set)
@@ -281,7 +291,14 @@ class Cluster:
             self.retired.append(self.workers[name])
             self.restarted.add(name)
         w = Worker(
-            name, self.bootstrap, self.topics, self.data, self.partitions, self.extra, self.inject
+            name,
+            self.bootstrap,
+            self.topics,
+            self.data,
+            self.partitions,
+            self.extra,
+            self.inject,
+            self.faults,
         )
         self.workers[name] = w
         return w
