@@ -24,7 +24,23 @@ from prometheus_client.openmetrics import exposition as om
 from prometheus_client.samples import Sample
 
 #: prometheus_client's value formatting (untyped there)
-_value = cast(Callable[[float], str], utils.floatToGoString)
+_go_value = cast(Callable[[float], str], utils.floatToGoString)
+_INF = float("inf")
+
+
+def value_text(value: float) -> str:
+    """A sample's value as ``floatToGoString`` writes it, in a third of the time.
+
+    For a finite float below 1e6 that function returns ``repr``: it spells
+    only infinities and NaN its own way, and switches to Go's exponent form
+    only for positive values with more than six integer digits. Counts and
+    ratios, most of a scrape, are such values; the rest are handed to it.
+    """
+    f = float(value)
+    if -_INF < f < 1e6:  # False for NaN too
+        return repr(f)
+    return _go_value(f)
+
 
 #: label pairs -> rendered ``{...}`` text; cleared when it grows past this
 #: (label values are bounded by design, so this is a safety net only)
@@ -117,7 +133,7 @@ class Rendered(Metric):
 def sample_lines(samples: Iterable[Sample]) -> str:
     """The text lines of samples without timestamps or OpenMetrics-only names."""
     return "".join(
-        f"{_name(s.name)}{_label_text(tuple(s.labels.items())) if s.labels else ''} {_value(s.value)}\n"
+        f"{_name(s.name)}{_label_text(tuple(s.labels.items())) if s.labels else ''} {value_text(s.value)}\n"
         for s in samples
     )
 
