@@ -16,6 +16,7 @@ compares the two on a full worker registry).
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
+from functools import lru_cache
 from typing import Any, cast
 
 from prometheus_client import generate_latest, utils
@@ -70,18 +71,27 @@ def _name(name: str) -> str:
     return out
 
 
+@lru_cache(maxsize=_CACHE_MAX)  # label names and values are few: each pair escaped once
+def _pair_text(name: str, value: str) -> str:
+    # The arguments generate_latest passes (its third is typed as a
+    # callable, and False is what it gives).
+    return (
+        f'{om.escape_label_name(name, om.UNDERSCORES)}="{om._escape(value, om.ALLOWUTF8, False)}"'  # type: ignore[arg-type]
+    )
+
+
+def _render_labels(pairs: Iterable[tuple[str, str]]) -> str:
+    """``{name="value",...}`` sorted as prometheus_client sorts, escaped as it escapes."""
+    body = ",".join([_pair_text(k, v) for k, v in sorted(pairs)])
+    return "{" + body + "}" if body else ""
+
+
 def _label_text(pairs: tuple[tuple[str, str], ...]) -> str:
     text = _labels.get(pairs)
     if text is None:
         if len(_labels) >= _CACHE_MAX:
             _labels.clear()
-        body = ",".join(
-            # The arguments generate_latest passes (its third is typed as a
-            # callable, and False is what it gives).
-            f'{om.escape_label_name(k, om.UNDERSCORES)}="{om._escape(v, om.ALLOWUTF8, False)}"'  # type: ignore[arg-type]
-            for k, v in sorted(pairs)
-        )
-        text = _labels[pairs] = "{" + body + "}" if body else ""
+        text = _labels[pairs] = _render_labels(pairs)
     return text
 
 
