@@ -11,11 +11,18 @@ formatted as prometheus_client formats it. Families this fast path does not
 handle (timestamps, OpenMetrics-only samples such as ``_created``) are
 handed to prometheus_client whole, so the output stays identical (a test
 compares the two on a full worker registry).
+
+A collector can skip the samples too: the ``Lines`` families take the same
+``add_metric`` calls as prometheus_client's and write the lines at once,
+each line's start (name and labels) cached by its label values. The
+collector renders a changed key's ~170 lines that way, in a third of the
+time of Samples written by ``sample_lines`` (tests/test_exposition_lines.py
+compares them with ``generate_latest``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from functools import lru_cache
 from typing import Any, cast
 
@@ -146,6 +153,132 @@ def sample_lines(samples: Iterable[Sample]) -> str:
         f"{_name(s.name)}{_label_text(tuple(s.labels.items())) if s.labels else ''} {value_text(s.value)}\n"
         for s in samples
     )
+
+
+class _LineStarts(dict[tuple[str, ...], str]):
+    """What ``sample_lines`` writes before the value of a sample of one name
+    and label names, ``name{labels} ``, by the sample's label values: made
+    once (as prometheus_client's families make a label dict, then sorted and
+    escaped), looked up after that."""
+
+    def __init__(self, name: str, labelnames: tuple[str, ...]) -> None:
+        super().__init__()
+        self.name, self.labelnames = name, labelnames
+
+    def __missing__(self, values: tuple[str, ...]) -> str:
+        if len(self) >= _CACHE_MAX:
+            self.clear()
+        # dict(zip(...)): a label name given twice keeps its last value, as
+        # in the families' label dicts.
+        labels = _render_labels(dict(zip(self.labelnames, values, strict=True)).items())
+        text = self[values] = f"{_name(self.name)}{labels} "
+        return text
+
+
+#: (sample name, label names) -> its line starts, shared by every writer
+_starts: dict[tuple[str, tuple[str, ...]], _LineStarts] = {}
+
+
+def _line_starts(name: str, labelnames: tuple[str, ...]) -> _LineStarts:
+    found = _starts.get((name, labelnames))
+    if found is None:
+        found = _starts[name, labelnames] = _LineStarts(name, labelnames)
+    return found
+
+
+class Lines:
+    """A family that writes its samples' lines instead of keeping Samples:
+    the lines ``sample_lines`` writes for the samples prometheus_client's
+    family of the same kind would add, without a Sample, a label dict or a
+    sort per sample. Subclasses take the ``add_metric`` calls of one kind,
+    with the label values as a tuple (the key of the line starts' cache);
+    ``suffixes`` are the endings of the sample names it writes."""
+
+    suffixes: tuple[str, ...] = ()
+
+    def __init__(self, name: str, labelnames: Sequence[str]) -> None:
+        self.name = name
+        self.labelnames = tuple(labelnames)
+        self._out: list[str] = []
+
+    def take(self) -> str:
+        """The lines written since the last ``take``."""
+        text = "".join(self._out)
+        self._out.clear()
+        return text
+
+    def _starts(self, suffix: str, *extra: str) -> _LineStarts:
+        return _line_starts(self.name + suffix, (*self.labelnames, *extra))
+
+
+class CounterLines(Lines):
+    """``CounterMetricFamily`` (no ``_created``: these have none)."""
+
+    suffixes = ("_total",)
+
+    def __init__(self, name: str, labelnames: Sequence[str]) -> None:
+        # CounterMetricFamily drops a "_total" it is given: it writes it back.
+        super().__init__(name.removesuffix("_total"), labelnames)
+        self._total = self._starts("_total")
+
+    def add_metric(self, labels: tuple[str, ...], value: float) -> None:
+        self._out.append(f"{self._total[labels]}{value_text(value)}\n")
+
+
+class GaugeLines(Lines):
+    """``GaugeMetricFamily``."""
+
+    suffixes = ("",)
+
+    def __init__(self, name: str, labelnames: Sequence[str]) -> None:
+        super().__init__(name, labelnames)
+        self._value = self._starts("")
+
+    def add_metric(self, labels: tuple[str, ...], value: float) -> None:
+        self._out.append(f"{self._value[labels]}{value_text(value)}\n")
+
+
+class HistogramLines(Lines):
+    """``HistogramMetricFamily`` (buckets without exemplars)."""
+
+    suffixes = ("_bucket", "_count", "_sum")
+
+    def __init__(self, name: str, labelnames: Sequence[str]) -> None:
+        super().__init__(name, labelnames)
+        self._bucket = self._starts("_bucket", "le")
+        self._count = self._starts("_count")
+        self._sum = self._starts("_sum")
+
+    def add_metric(
+        self, labels: tuple[str, ...], buckets: Sequence[tuple[str, float]], sum_value: float | None
+    ) -> None:
+        out, bucket = self._out, self._bucket
+        for le, count in buckets:
+            out.append(f"{bucket[(*labels, le)]}{value_text(count)}\n")
+        # As HistogramMetricFamily: no _count and _sum with negative buckets.
+        if float(buckets[0][0]) >= 0 and sum_value is not None:
+            out.append(f"{self._count[labels]}{value_text(buckets[-1][1])}\n")
+            out.append(f"{self._sum[labels]}{value_text(sum_value)}\n")
+
+
+class SummaryLines(Lines):
+    """``SummaryMetricFamily``, and quantile samples (``add_quantile``,
+    which prometheus_client's family lacks: a collector appends them)."""
+
+    suffixes = ("", "_count", "_sum")
+
+    def __init__(self, name: str, labelnames: Sequence[str]) -> None:
+        super().__init__(name, labelnames)
+        self._quantile = self._starts("", "quantile")
+        self._count = self._starts("_count")
+        self._sum = self._starts("_sum")
+
+    def add_quantile(self, labels: tuple[str, ...], quantile: str, value: float) -> None:
+        self._out.append(f"{self._quantile[(*labels, quantile)]}{value_text(value)}\n")
+
+    def add_metric(self, labels: tuple[str, ...], count_value: float, sum_value: float) -> None:
+        self._out.append(f"{self._count[labels]}{value_text(count_value)}\n")
+        self._out.append(f"{self._sum[labels]}{value_text(sum_value)}\n")
 
 
 def _header(metric: Any) -> str:
