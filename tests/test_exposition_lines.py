@@ -39,10 +39,12 @@ from streams.exposition.text import (
     value_text,
 )
 
-#: where floatToGoString changes form: Go's exponents from 1e6, Python's
-#: from 1e16 and below 1e-4, infinities, NaN, signed zeros
+#: where floatToGoString changes form (Go's exponents from 1e6, Python's
+#: from 1e16 and below 1e-4, infinities, NaN, signed zeros) and value_text
+#: changes path
 EDGES = (
     *(0, 0.0, -0.0, 1, -1, 5e-324, 1e-4, 9.999e-5, 0.1, 1 / 3, 2**53, -(2**53), 2**70),
+    *(1023, 1024, 1023.0, 1024.0),  # the table of small counts ends
     *(999_999, 999_999.999_999_9, 1e6, 1_000_000, 1_000_001, 1e6 + 0.5, -1e6, -1e7, 1e15),
     *(1e16, 1e16 - 2, 1e17, -1e17, 1.7976931348623157e308, math.inf, -math.inf, math.nan),
     *(True, False),

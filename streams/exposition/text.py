@@ -34,6 +34,9 @@ from prometheus_client.samples import Sample
 #: prometheus_client's value formatting (untyped there)
 _go_value = cast(Callable[[float], str], utils.floatToGoString)
 _INF = float("inf")
+#: the text of counts below this (over half of a scrape's values), made once
+_SMALL = 1024
+_COUNTS = tuple(repr(float(n)) for n in range(_SMALL))
 
 
 def value_text(value: float) -> str:
@@ -43,7 +46,10 @@ def value_text(value: float) -> str:
     only infinities and NaN its own way, and switches to Go's exponent form
     only for positive values with more than six integer digits. Counts and
     ratios, most of a scrape, are such values; the rest are handed to it.
+    Small counts are looked up in a table.
     """
+    if type(value) is int and 0 <= value < _SMALL:
+        return _COUNTS[value]
     f = float(value)
     if -_INF < f < 1e6:  # False for NaN too
         return repr(f)
