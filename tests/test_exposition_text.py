@@ -232,15 +232,13 @@ def test_a_full_scrape_reuses_unchanged_keys_and_renders_changed_ones_afresh() -
     collector = CxCollector(["channel", "team"], views, WindowBounds(0.95))
     reg = _registry_of(collector)
     rendered: list[int] = []
-    real_filled = collector._filled
+    real_key_texts = collector._key_texts
 
-    def counting_filled(vs: Any, keep: Any) -> Any:
-        vs = list(vs)
-        if len(vs) == 1:  # one key's lines
-            rendered.append(1)
-        return real_filled(vs, keep)
+    def counting_key_texts(writer: Any, view: KeyView) -> Any:
+        rendered.append(1)  # one key's lines
+        return real_key_texts(writer, view)
 
-    collector._filled = counting_filled  # type: ignore[method-assign]
+    collector._key_texts = counting_key_texts  # type: ignore[method-assign]
 
     def page() -> bytes:
         rendered.clear()

@@ -11,7 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from itertools import accumulate
+from typing import Any, cast
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -33,7 +35,14 @@ from streams.domain.model import (
     HistogramSnapshot,
     WindowSnapshot,
 )
-from streams.exposition.text import Rendered, sample_lines
+from streams.exposition.text import (
+    CounterLines,
+    GaugeLines,
+    HistogramLines,
+    Lines,
+    Rendered,
+    SummaryLines,
+)
 
 NPS_CATEGORIES = ("promoter", "passive", "detractor")
 
@@ -52,6 +61,7 @@ class KeyView:
     version: int | None = None
 
 
+@cache  # bucket bounds and quantiles: a few constants, formatted once
 def _fmt(value: float) -> str:
     return "+Inf" if value == float("inf") else f"{value:g}"
 
@@ -66,12 +76,28 @@ class _Discard:
 
 DISCARD: Any = _Discard()  # typed Any: it stands in for any family
 
-#: The sample names a family of each kind writes (no ``_created``: disabled).
-_SAMPLE_SUFFIXES: dict[type[Metric], tuple[str, ...]] = {
-    CounterMetricFamily: ("_total",),
-    GaugeMetricFamily: ("",),
-    HistogramMetricFamily: ("_bucket", "_count", "_sum"),
-    SummaryMetricFamily: ("", "_count", "_sum"),
+
+class _Summary(SummaryMetricFamily):
+    """A summary with quantile samples: SummaryMetricFamily.add_metric
+    writes only _count and _sum."""
+
+    def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
+        super().__init__(name, documentation, labels=labels)
+        self.labelnames = tuple(labels)
+
+    def add_quantile(self, labels: Sequence[str], quantile: str, value: float) -> None:
+        base = dict(zip(self.labelnames, labels, strict=True))
+        self.samples.append(Sample(self.name, {**base, "quantile": quantile}, value))
+
+
+#: The kinds of family a collection makes, and what writes the lines of each
+#: kind straight to text (its ``suffixes``: the sample names a family of the
+#: kind writes; no ``_created``, disabled).
+_LINES: dict[type[Metric], type[Lines]] = {
+    CounterMetricFamily: CounterLines,
+    GaugeMetricFamily: GaugeLines,
+    HistogramMetricFamily: HistogramLines,
+    _Summary: SummaryLines,
 }
 
 
@@ -96,41 +122,40 @@ def _not_live(name: str, suffixes: tuple[str, ...]) -> bool:
 
 class _Families:
     """Makes the families of one collection: those ``keep`` refuses are
-    ``DISCARD``, so they cost nothing to fill."""
+    ``DISCARD``, so they cost nothing to fill. With ``lines``, the families
+    write their samples' text lines (``take``) and keep no samples."""
 
-    def __init__(self, keep: Keep) -> None:
+    def __init__(self, keep: Keep, *, lines: bool = False) -> None:
         self.keep = keep
+        self.lines = lines
 
     def __call__(self, kind: type[Any], name: str, documentation: str, labels: list[str]) -> Any:
-        if not self.keep(name, _SAMPLE_SUFFIXES[kind]):
+        lines = _LINES[kind]
+        if not self.keep(name, lines.suffixes):
             return DISCARD
+        if self.lines:
+            return lines(name, labels)
         return kind(name, documentation, labels=labels)
 
 
-def _histogram(family: HistogramMetricFamily, labels: list[str], hist: HistogramSnapshot) -> None:
-    if family is DISCARD:
-        return
-    cumulative = 0
-    buckets: list[tuple[str, float]] = []
-    for bound, count in zip([*DURATION_BUCKETS_S, float("inf")], hist.buckets, strict=True):
-        cumulative += count
-        buckets.append((_fmt(bound), cumulative))
-    family.add_metric(labels, buckets, hist.sum_us / US_PER_S)
+#: The histograms' "le" label values, +Inf last.
+_LE = tuple(_fmt(bound) for bound in (*DURATION_BUCKETS_S, float("inf")))
 
 
-def _summary(
-    family: SummaryMetricFamily,
-    labelnames: Sequence[str],
-    labels: list[str],
-    summary: DurationSummary,
+def _histogram(
+    family: HistogramMetricFamily, labels: tuple[str, ...], hist: HistogramSnapshot
 ) -> None:
     if family is DISCARD:
         return
-    # SummaryMetricFamily.add_metric knows only _count and _sum; the window's
-    # quantiles are appended as ordinary samples with a "quantile" label.
-    base = dict(zip(labelnames, labels, strict=True))
+    buckets = list(zip(_LE, accumulate(hist.buckets), strict=True))
+    family.add_metric(labels, buckets, hist.sum_us / US_PER_S)
+
+
+def _summary(family: _Summary, labels: tuple[str, ...], summary: DurationSummary) -> None:
+    if family is DISCARD:
+        return
     for q, value in sorted(summary.quantiles.items()):
-        family.samples.append(Sample(family.name, {**base, "quantile": _fmt(q)}, value))
+        family.add_quantile(labels, _fmt(q), value)
     family.add_metric(labels, count_value=summary.count, sum_value=summary.sum_us / US_PER_S)
 
 
@@ -154,7 +179,6 @@ class _BusinessAndSla:
     def __init__(self, d: Sequence[str], business: bool, sla: bool, new: _Families) -> None:
         self.business, self.sla = business, sla
         w = ["window", *d]
-        self.w = w
         self.frt = new(
             HistogramMetricFamily,
             "cx_first_response_business_seconds",
@@ -168,13 +192,13 @@ class _BusinessAndSla:
             labels=[*d, "priority"],
         )
         self.frt_win = new(
-            SummaryMetricFamily,
+            _Summary,
             "cx_first_response_business_window_seconds",
             "Business first response times placed in the window (quantiles within 2%).",
             labels=w,
         )
         self.res_win = new(
-            SummaryMetricFamily,
+            _Summary,
             "cx_resolution_business_window_seconds",
             "Business resolution times placed in the window (quantiles within 2%).",
             labels=w,
@@ -208,23 +232,23 @@ class _BusinessAndSla:
             f is not DISCARD for f in (self.frt, self.res, self.frt_win, self.res_win)
         )
 
-    def add(self, view: KeyView, lv: list[str]) -> None:
+    def add(self, view: KeyView, lv: tuple[str, ...]) -> None:
         c = view.counters
         if self.business:
             for priority, hist in sorted(c.first_response_business.items()):
-                _histogram(self.frt, [*lv, priority], hist)
+                _histogram(self.frt, (*lv, priority), hist)
             for priority, hist in sorted(c.resolution_business.items()):
-                _histogram(self.res, [*lv, priority], hist)
+                _histogram(self.res, (*lv, priority), hist)
             for snap in view.windows:
-                wl = [snap.window, *lv]
+                wl = (snap.window, *lv)
                 if snap.first_response_business is not None:
-                    _summary(self.frt_win, self.w, wl, snap.first_response_business)
+                    _summary(self.frt_win, wl, snap.first_response_business)
                 if snap.resolution_business is not None:
-                    _summary(self.res_win, self.w, wl, snap.resolution_business)
+                    _summary(self.res_win, wl, snap.resolution_business)
         if not self.sla:
             return
         for (priority, target), n in sorted(c.sla_breaches.items()):
-            self.breaches.add_metric([*lv, priority, target], n)
+            self.breaches.add_metric((*lv, priority, target), n)
         priorities = sorted({p for p, _, _ in c.sla_pending})
         for priority in priorities:
             for target in SLA_TARGETS:
@@ -232,16 +256,16 @@ class _BusinessAndSla:
                     continue  # no ticket of this priority has had this target
                 for st in SLA_PENDING_STATES:
                     n = c.sla_pending.get((priority, target, st), 0)
-                    self.pending.add_metric([*lv, priority, target, st], n)
+                    self.pending.add_metric((*lv, priority, target, st), n)
         for target, due_us in sorted(c.sla_next_due_us.items()):
-            self.next_due.add_metric([*lv, target], max(0, due_us - view.now_us) / US_PER_S)
+            self.next_due.add_metric((*lv, target), max(0, due_us - view.now_us) / US_PER_S)
         if self.achieved is DISCARD:
             return
         for snap in view.windows:
             for target in SLA_TARGETS:
                 ratio = snap.sla_achieved_ratio(target)
                 if ratio is not None:
-                    self.achieved.add_metric([snap.window, *lv, target], ratio)
+                    self.achieved.add_metric((snap.window, *lv, target), ratio)
 
     def families(self) -> list[Metric]:
         out: list[Any] = []
@@ -316,7 +340,7 @@ class _Collection:
         self.open = new(
             GaugeMetricFamily, "cx_tickets_open", "Tickets open now.", labels=[*d, "priority"]
         )
-        w = self.w = ["window", *d]
+        w = ["window", *d]
         self.nps_score = new(
             GaugeMetricFamily, "cx_nps_score", "Rolling NPS (-100..100).", labels=w
         )
@@ -357,13 +381,13 @@ class _Collection:
             labels=[*w, "first_contact"],
         )
         self.frt_win = new(
-            SummaryMetricFamily,
+            _Summary,
             "cx_first_response_window_seconds",
             "First response times placed in the window (quantiles within 2% relative error).",
             labels=w,
         )
         self.res_win = new(
-            SummaryMetricFamily,
+            _Summary,
             "cx_resolution_window_seconds",
             "Resolution times placed in the window (quantiles within 2% relative error).",
             labels=w,
@@ -389,42 +413,42 @@ class _Collection:
 
     def add(self, view: KeyView) -> None:
         """One key's samples."""
-        lv = list(view.labels)
+        lv = view.labels
         if self.any_keyed:
             self._add_keyed(view, lv)
         for key, n in view.firing.items():
             self.firing_total[key] = self.firing_total.get(key, 0) + n
         self.extensions.add(view, lv)
 
-    def _add_keyed(self, view: KeyView, lv: list[str]) -> None:
+    def _add_keyed(self, view: KeyView, lv: tuple[str, ...]) -> None:
         c = view.counters
         for category in NPS_CATEGORIES:
-            self.nps.add_metric([*lv, category], c.nps.get(category, 0))
+            self.nps.add_metric((*lv, category), c.nps.get(category, 0))
         for score, n in sorted(c.csat.items()):
-            self.csat.add_metric([*lv, str(score)], n)
+            self.csat.add_metric((*lv, str(score)), n)
         for score, n in sorted(c.ces.items()):
-            self.ces.add_metric([*lv, str(score)], n)
+            self.ces.add_metric((*lv, str(score)), n)
         for priority, n in sorted(c.created.items()):
-            self.created.add_metric([*lv, priority], n)
+            self.created.add_metric((*lv, priority), n)
         for (priority, first_contact), n in sorted(c.resolved.items()):
-            self.resolved.add_metric([*lv, priority, str(first_contact).lower()], n)
+            self.resolved.add_metric((*lv, priority, str(first_contact).lower()), n)
         for priority, n in sorted(c.reopened.items()):
-            self.reopened.add_metric([*lv, priority], n)
+            self.reopened.add_metric((*lv, priority), n)
         for priority, n in sorted(c.open.items()):
-            self.open.add_metric([*lv, priority], n)
+            self.open.add_metric((*lv, priority), n)
         for priority, hist in sorted(c.first_response.items()):
-            _histogram(self.frt, [*lv, priority], hist)
+            _histogram(self.frt, (*lv, priority), hist)
         for priority, hist in sorted(c.resolution.items()):
-            _histogram(self.res, [*lv, priority], hist)
+            _histogram(self.res, (*lv, priority), hist)
         for snap in view.windows:
-            wl = [snap.window, *lv]
+            wl = (snap.window, *lv)
             for category in NPS_CATEGORIES:
-                self.nps_win.add_metric([*wl, category], snap.nps[category])
+                self.nps_win.add_metric((*wl, category), snap.nps[category])
             for score in range(1, 6):
-                self.csat_win.add_metric([*wl, str(score)], snap.csat[score])
+                self.csat_win.add_metric((*wl, str(score)), snap.csat[score])
             self.ces_win.add_metric(wl, snap.ces_count)
-            self.fcr_win.add_metric([*wl, "true"], snap.fcr[True])
-            self.fcr_win.add_metric([*wl, "false"], snap.fcr[False])
+            self.fcr_win.add_metric((*wl, "true"), snap.fcr[True])
+            self.fcr_win.add_metric((*wl, "false"), snap.fcr[False])
             # Ratio and score gauges are absent while their window is empty.
             if (nps := snap.nps_score) is not None:
                 self.nps_score.add_metric(wl, nps)
@@ -438,10 +462,10 @@ class _Collection:
                 for metric, fam in self.bounds:
                     # Absent while the window is empty (and CES below 2).
                     if (found := self.bounds_of(metric, snap)) is not None:
-                        fam.add_metric([*wl, "lower"], found[0])
-                        fam.add_metric([*wl, "upper"], found[1])
-            _summary(self.frt_win, self.w, wl, snap.first_response)
-            _summary(self.res_win, self.w, wl, snap.resolution)
+                        fam.add_metric((*wl, "lower"), found[0])
+                        fam.add_metric((*wl, "upper"), found[1])
+            _summary(self.frt_win, wl, snap.first_response)
+            _summary(self.res_win, wl, snap.resolution)
 
     def _keyed(self) -> tuple[Any, ...]:
         """The families with series per key (all but alerts firing and the
@@ -471,7 +495,7 @@ class _Collection:
     def families(self) -> list[Metric]:
         """The families made, in the order of every exposition."""
         for (alertname, severity), n in sorted(self.firing_total.items()):
-            self.firing.add_metric([alertname, severity], n)
+            self.firing.add_metric((alertname, severity), n)
         out = [fam for fam in (*self._keyed(), self.firing) if fam is not DISCARD]
         if self.bounds_of is not None:
             out += [fam for _, fam in self.bounds]
@@ -522,19 +546,18 @@ class CxCollector(Collector):
                 views, lambda name, suffixes: any(name + x in names for x in suffixes)
             )
             return
-        # A full scrape: each key's lines are rendered once per change of its
-        # state (or of its windows with the clock) and reused until then;
-        # the few families that move with every scrape are made afresh.
+        # A full scrape: each key's lines are written once per change of its
+        # state (or of its windows with the clock), straight to text by one
+        # collection of ``Lines`` for all changed keys, and reused until
+        # then; the few families that move with every scrape are made afresh.
         texts: dict[str, list[str]] = {}
         cache: dict[tuple[str, ...], _KeyText] = {}
+        writer: _Collection | None = None
         for view in views:
             entry = self._cache.get(view.labels)
             if entry is None or not entry.valid_for(view):
-                entry = _KeyText(
-                    view.version,
-                    view.windows,
-                    {f.name: sample_lines(f.samples) for f in self._filled([view], _not_live)},
-                )
+                writer = writer or self._collection(_Families(_not_live, lines=True))
+                entry = _KeyText(view.version, view.windows, self._key_texts(writer, view))
             if view.version is not None:
                 cache[view.labels] = entry
             for name, text in entry.texts.items():
@@ -556,13 +579,23 @@ class CxCollector(Collector):
             else:
                 yield Rendered(f, "".join(texts.get(f.name, ())), samples_of)
 
+    def _collection(self, new: _Families) -> _Collection:
+        return _Collection(self.dimensions, new, self._bounds, self._business, self._sla)
+
     def _filled(self, views: Iterable[KeyView], keep: Keep) -> list[Metric]:
-        fams = _Collection(
-            self.dimensions, _Families(keep), self._bounds, self._business, self._sla
-        )
+        fams = self._collection(_Families(keep))
         for view in views:
             fams.add(view)
         return fams.families()
+
+    @staticmethod
+    def _key_texts(writer: _Collection, view: KeyView) -> dict[str, str]:
+        """One key's lines per family, written by ``writer`` (a collection
+        of ``Lines``, reused key after key): the lines ``sample_lines``
+        writes for the samples ``_filled([view], _not_live)`` makes."""
+        writer.add(view)
+        lines = cast(list[Lines], writer.families())
+        return {f.name: f.take() for f in lines}
 
 
 @dataclass(slots=True)
