@@ -5,10 +5,10 @@ while the broker is unreachable, while input is waiting (lag > 0) and no
 record was read since the previous check, or while it recovers its tables
 and read no changelog record since the previous check (a recovery once
 waited forever for changelog records a fetch had taken and dropped: see
-``guard_fetch_partitions`` in offsets.py; whatever else stops one, the worker
-does not wait with it). Stuck for longer than the stall timeout, the worker exits
-non-zero so its supervisor restarts it (a fresh process rejoins the group
-and recovers its tables; replays are harmless).
+``guard_fetch_partitions`` in offsets.py; whatever else stops one, the
+worker does not wait with it). Stuck for longer than the stall timeout, the
+worker exits non-zero so its supervisor restarts it (a fresh process rejoins
+the group and recovers its tables; replays are harmless).
 
 ``Liveness`` runs the checks on a timer in the worker, publishes
 ``cx_consumer_lag`` and ``cx_state_recovering``, and answers ``/readyz``.
